@@ -1,0 +1,146 @@
+//! User-facing account values: email, password, role.
+
+use std::fmt;
+
+/// A normalised email address (trimmed, lower case, `local@domain.tld`, at most 254 bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    /// Parses and normalises an email address.
+    ///
+    /// # Errors
+    /// When it is empty, longer than 254 bytes, contains white space or control characters,
+    /// or is not of the form `local@domain.tld`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim().to_lowercase();
+        if s.is_empty() || s.len() > 254 {
+            return Err("email must be 1 to 254 characters long".into());
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("email must not contain spaces or control characters".into());
+        }
+        let (local, domain) = s
+            .rsplit_once('@')
+            .ok_or_else(|| "email must contain '@'".to_string())?;
+        let domain_ok = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && !domain.contains('@');
+        if local.is_empty() || local.len() > 64 || !domain_ok {
+            return Err(format!("{s:?} is not an email address of the form name@example.com"));
+        }
+        Ok(Self(s))
+    }
+
+    /// The normalised address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A candidate password: 8 to 128 characters (OWASP: at least 8, allow at least 64).
+/// `Debug` never prints it.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    /// Minimum length in characters.
+    pub const MIN_CHARS: usize = 8;
+    /// Maximum length in characters.
+    pub const MAX_CHARS: usize = 128;
+
+    /// Checks the length rules.
+    ///
+    /// # Errors
+    /// When shorter than 8 or longer than 128 characters.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let n = s.chars().count();
+        if n < Self::MIN_CHARS {
+            return Err(format!("password must be at least {} characters long", Self::MIN_CHARS));
+        }
+        if n > Self::MAX_CHARS {
+            return Err(format!("password must be at most {} characters long", Self::MAX_CHARS));
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    /// The password text (only for hashing).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// A user's role inside its tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum, serde::Serialize, serde::Deserialize)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Created the tenant; all rights.
+    Owner,
+    /// Manages users and API keys.
+    Admin,
+    /// Runs simulations and reads results.
+    Member,
+}
+
+impl Role {
+    /// The database / token spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    /// Parses the database / token spelling.
+    pub fn from_db(s: &str) -> Option<Self> {
+        match s {
+            "owner" => Some(Role::Owner),
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+
+    /// Owner and admin may manage users and API keys.
+    pub fn can_manage(&self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn password_lengths() {
+        assert!(Password::parse("1234567").is_err());
+        assert!(Password::parse("12345678").is_ok());
+        assert!(Password::parse(&"x".repeat(128)).is_ok());
+        assert!(Password::parse(&"x".repeat(129)).is_err());
+        assert_eq!(format!("{:?}", Password::parse("secret-pass").unwrap()), "Password(<redacted>)");
+    }
+}
