@@ -115,7 +115,13 @@ impl JwtKeys {
     ///
     /// # Errors
     /// 500 when signing fails.
-    pub fn issue(&self, user: UserId, tenant: TenantId, role: Role, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>), ApiError> {
+    pub fn issue(
+        &self,
+        user: UserId,
+        tenant: TenantId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<(String, DateTime<Utc>), ApiError> {
         let exp = now + ACCESS_TOKEN_TTL;
         let claims = Claims {
             sub: user.to_string(),
@@ -125,8 +131,12 @@ impl JwtKeys {
             exp: exp.timestamp(),
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        let token = encode(&Header::new(jsonwebtoken::Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| ApiError::internal(format!("jwt encode: {e}")))?;
+        let token = encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )
+        .map_err(|e| ApiError::internal(format!("jwt encode: {e}")))?;
         Ok((token, exp))
     }
 
@@ -140,25 +150,39 @@ impl JwtKeys {
             use jsonwebtoken::errors::ErrorKind;
             let why = match e.kind() {
                 ErrorKind::InvalidSignature => "signature does not verify",
-                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "only HS256 tokens are accepted",
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    "only HS256 tokens are accepted"
+                }
                 ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
-                ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => "malformed token",
+                ErrorKind::InvalidToken
+                | ErrorKind::Base64(_)
+                | ErrorKind::Json(_)
+                | ErrorKind::Utf8(_) => "malformed token",
                 _ => "token refused",
             };
             ApiError::unauthorized(format!("invalid bearer token: {why}"))
         })?;
         if data.claims.exp <= now.timestamp() {
-            return Err(ApiError::unauthorized("bearer token has expired; sign in again"));
+            return Err(ApiError::unauthorized(
+                "bearer token has expired; sign in again",
+            ));
         }
         if data.claims.exp - data.claims.iat > ACCESS_TOKEN_TTL.num_seconds() {
-            return Err(ApiError::unauthorized("bearer token lifetime exceeds 15 minutes"));
+            return Err(ApiError::unauthorized(
+                "bearer token lifetime exceeds 15 minutes",
+            ));
         }
         Ok(data.claims)
     }
 }
 
 #[derive(SecurityScheme)]
-#[oai(rename = "ApiKey", ty = "api_key", key_name = "X-API-Key", key_in = "header")]
+#[oai(
+    rename = "ApiKey",
+    ty = "api_key",
+    key_name = "X-API-Key",
+    key_in = "header"
+)]
 #[allow(dead_code)]
 /// Tenant API key (`mk_live_…`), from `POST /api/v1/signup` or `POST /api/v1/keys`.
 struct ApiKeyScheme(poem_openapi::auth::ApiKey);
@@ -181,7 +205,11 @@ fn state(req: &Request) -> Result<&Arc<AppState>, ApiError> {
 }
 
 fn bearer_token(req: &Request) -> Option<&str> {
-    let value = req.headers().get(poem::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -199,22 +227,30 @@ fn note_scope(req: &Request, ctx: &TenantContext) {
 fn endpoint_pattern(path: &str) -> String {
     path.split('/')
         .map(|seg| {
-            let is_id = ["sim_", "key_", "usr_", "ten_"].iter().any(|p| seg.starts_with(p)) && seg.len() > 20;
+            let is_id = ["sim_", "key_", "usr_", "ten_"]
+                .iter()
+                .any(|p| seg.starts_with(p))
+                && seg.len() > 20;
             if is_id { "{id}" } else { seg }
         })
         .collect::<Vec<_>>()
         .join("/")
 }
 
-async fn resolve_named(state: &AppState, req: &Request) -> Result<Option<(NamedTenant, Arc<Tenant>)>, ApiError> {
+async fn resolve_named(
+    state: &AppState,
+    req: &Request,
+) -> Result<Option<(NamedTenant, Arc<Tenant>)>, ApiError> {
     let Some(named) = named_tenant(req, &state.settings.base_domain)? else {
         return Ok(None);
     };
-    let tenant = state
-        .tenants
-        .by_slug(&named.slug)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no tenant named {:?} (from the {})", named.slug.as_str(), named.source)))?;
+    let tenant = state.tenants.by_slug(&named.slug).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no tenant named {:?} (from the {})",
+            named.slug.as_str(),
+            named.source
+        ))
+    })?;
     Ok(Some((named, tenant)))
 }
 
@@ -229,15 +265,21 @@ fn check_status(tenant: &Tenant) -> Result<(), ApiError> {
 }
 
 /// Authenticates an `X-API-Key`.
-async fn api_key_context(state: &AppState, req: &Request, raw: &str) -> Result<TenantContext, ApiError> {
+async fn api_key_context(
+    state: &AppState,
+    req: &Request,
+    raw: &str,
+) -> Result<TenantContext, ApiError> {
     let named = resolve_named(state, req).await?;
-    let key = ApiKeySecret::parse(raw.trim()).map_err(|why| ApiError::unauthorized(format!("malformed API key: {why}")))?;
+    let key = ApiKeySecret::parse(raw.trim())
+        .map_err(|why| ApiError::unauthorized(format!("malformed API key: {why}")))?;
     let hash = key.hash().to_vec();
-    let row: Option<(uuid::Uuid, uuid::Uuid)> =
-        sqlx::query_as("SELECT key_id, tenant_id FROM platform.api_key_directory WHERE key_hash = $1")
-            .bind(&hash)
-            .fetch_optional(&state.pool)
-            .await?;
+    let row: Option<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
+        "SELECT key_id, tenant_id FROM platform.api_key_directory WHERE key_hash = $1",
+    )
+    .bind(&hash)
+    .fetch_optional(&state.pool)
+    .await?;
     let (key_id, tenant_id) = row.ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
     let tenant = match named {
         Some((n, t)) if t.id.as_uuid() != tenant_id => {
@@ -273,8 +315,12 @@ async fn api_key_context(state: &AppState, req: &Request, raw: &str) -> Result<T
                 .await?;
         tx.rollback().await?;
         return Err(match why {
-            Some((status, _)) if status == "revoked" => ApiError::unauthorized("API key has been revoked"),
-            Some((_, Some(exp))) => ApiError::unauthorized(format!("API key expired at {}", exp.to_rfc3339())),
+            Some((status, _)) if status == "revoked" => {
+                ApiError::unauthorized("API key has been revoked")
+            }
+            Some((_, Some(exp))) => {
+                ApiError::unauthorized(format!("API key expired at {}", exp.to_rfc3339()))
+            }
             _ => ApiError::unauthorized("unknown API key"),
         });
     }
@@ -287,11 +333,17 @@ async fn api_key_context(state: &AppState, req: &Request, raw: &str) -> Result<T
 }
 
 /// Authenticates a bearer access token.
-async fn jwt_context(state: &AppState, req: &Request, token: &str) -> Result<TenantContext, ApiError> {
+async fn jwt_context(
+    state: &AppState,
+    req: &Request,
+    token: &str,
+) -> Result<TenantContext, ApiError> {
     let named = resolve_named(state, req).await?;
     let claims = state.jwt.verify(token, state.clock.now())?;
-    let tid = TenantId::parse(&claims.tid).map_err(|_| ApiError::unauthorized("bearer token has a malformed tid claim"))?;
-    let user = UserId::parse(&claims.sub).map_err(|_| ApiError::unauthorized("bearer token has a malformed sub claim"))?;
+    let tid = TenantId::parse(&claims.tid)
+        .map_err(|_| ApiError::unauthorized("bearer token has a malformed tid claim"))?;
+    let user = UserId::parse(&claims.sub)
+        .map_err(|_| ApiError::unauthorized("bearer token has a malformed sub claim"))?;
     let tenant = match named {
         Some((n, t)) if t.id != tid => {
             return Err(ApiError::unauthorized(format!(
@@ -310,7 +362,10 @@ async fn jwt_context(state: &AppState, req: &Request, token: &str) -> Result<Ten
     check_status(&tenant)?;
     Ok(TenantContext {
         tenant,
-        principal: Principal::User { id: user, role: claims.role },
+        principal: Principal::User {
+            id: user,
+            role: claims.role,
+        },
     })
 }
 
@@ -340,10 +395,16 @@ impl<'a> ApiExtractor<'a> for Caller {
         vec!["ApiKey", "BearerJwt"]
     }
 
-    async fn from_request(req: &'a Request, _body: &mut poem::RequestBody, _opts: ExtractParamOptions<()>) -> poem::Result<Self> {
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut poem::RequestBody,
+        _opts: ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
         let state = state(req)?;
         let ctx = if let Some(key) = req.headers().get("x-api-key") {
-            let key = key.to_str().map_err(|_| ApiError::unauthorized("malformed API key: not ASCII"))?;
+            let key = key
+                .to_str()
+                .map_err(|_| ApiError::unauthorized("malformed API key: not ASCII"))?;
             api_key_context(state, req, key).await?
         } else if let Some(token) = bearer_token(req) {
             jwt_context(state, req, token).await?
@@ -371,7 +432,11 @@ impl<'a> ApiExtractor<'a> for UserAuth {
         vec!["BearerJwt"]
     }
 
-    async fn from_request(req: &'a Request, _body: &mut poem::RequestBody, _opts: ExtractParamOptions<()>) -> poem::Result<Self> {
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut poem::RequestBody,
+        _opts: ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
         let state = state(req)?;
         let Some(token) = bearer_token(req) else {
             let detail = if req.headers().contains_key("x-api-key") {
@@ -400,13 +465,23 @@ impl<'a> ApiExtractor<'a> for AdminAuth {
         vec!["AdminToken"]
     }
 
-    async fn from_request(req: &'a Request, _body: &mut poem::RequestBody, _opts: ExtractParamOptions<()>) -> poem::Result<Self> {
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut poem::RequestBody,
+        _opts: ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
         let state = state(req)?;
         let Some(expected) = &state.settings.admin_token else {
-            return Err(ApiError::forbidden("the admin API is disabled: set ADMIN_TOKEN to enable it").into());
+            return Err(ApiError::forbidden(
+                "the admin API is disabled: set ADMIN_TOKEN to enable it",
+            )
+            .into());
         };
         let Some(token) = bearer_token(req) else {
-            return Err(ApiError::unauthorized("missing credentials: send Authorization: Bearer <ADMIN_TOKEN>").into());
+            return Err(ApiError::unauthorized(
+                "missing credentials: send Authorization: Bearer <ADMIN_TOKEN>",
+            )
+            .into());
         };
         if !constant_time_eq(token.as_bytes(), expected.expose().as_bytes()) {
             return Err(ApiError::unauthorized("invalid admin token").into());
@@ -419,7 +494,10 @@ impl<'a> ApiExtractor<'a> for AdminAuth {
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use sha2::{Digest, Sha256};
     let (x, y) = (Sha256::digest(a), Sha256::digest(b));
-    x.iter().zip(y.iter()).fold(0u8, |acc, (p, q)| acc | (p ^ q)) == 0
+    x.iter()
+        .zip(y.iter())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
+        == 0
 }
 
 #[cfg(test)]
@@ -430,7 +508,9 @@ mod tests {
     fn tokens_round_trip_and_expire() {
         let keys = JwtKeys::new(&[7u8; 32]);
         let now = Utc::now();
-        let (token, exp) = keys.issue(UserId::new(), TenantId::new(), Role::Owner, now).unwrap();
+        let (token, exp) = keys
+            .issue(UserId::new(), TenantId::new(), Role::Owner, now)
+            .unwrap();
         assert_eq!((exp - now).num_minutes(), 15);
         assert!(keys.verify(&token, now).is_ok());
         assert!(keys.verify(&token, now + Duration::minutes(16)).is_err());
@@ -451,15 +531,28 @@ mod tests {
             uuid::Uuid::nil(),
             now + 60
         ));
-        assert!(keys.verify(&format!("{header}.{body}."), Utc::now()).is_err());
+        assert!(
+            keys.verify(&format!("{header}.{body}."), Utc::now())
+                .is_err()
+        );
     }
 
     #[tokio::test]
     async fn passwords_hash_and_verify() {
-        let hash = hash_password(Password::parse("correct horse").unwrap()).await.unwrap();
+        let hash = hash_password(Password::parse("correct horse").unwrap())
+            .await
+            .unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(verify_password("correct horse".into(), Some(hash.clone())).await.unwrap());
-        assert!(!verify_password("wrong horse!".into(), Some(hash)).await.unwrap());
+        assert!(
+            verify_password("correct horse".into(), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify_password("wrong horse!".into(), Some(hash))
+                .await
+                .unwrap()
+        );
         assert!(!verify_password("anything".into(), None).await.unwrap());
     }
 }

@@ -113,14 +113,24 @@ impl Settings {
         let production = match get("PRODUCTION").as_deref() {
             None | Some("") | Some("0") | Some("false") => false,
             Some("1") | Some("true") => true,
-            Some(other) => return Err(ConfigError(format!("PRODUCTION must be true or false, got {other:?}"))),
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "PRODUCTION must be true or false, got {other:?}"
+                )));
+            }
         };
         let jwt_secret = match get("JWT_SECRET") {
             Some(s) if s.len() >= 32 => s.into_bytes(),
             Some(_) => return Err(ConfigError("JWT_SECRET must be at least 32 bytes".into())),
-            None if production => return Err(ConfigError("JWT_SECRET is required when PRODUCTION=true".into())),
+            None if production => {
+                return Err(ConfigError(
+                    "JWT_SECRET is required when PRODUCTION=true".into(),
+                ));
+            }
             None => {
-                tracing::warn!("JWT_SECRET is not set: using a generated development secret (tokens die with the process)");
+                tracing::warn!(
+                    "JWT_SECRET is not set: using a generated development secret (tokens die with the process)"
+                );
                 let mut bytes = vec![0u8; 48];
                 rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
                 bytes
@@ -134,7 +144,11 @@ impl Settings {
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
-            Some(other) => return Err(ConfigError(format!("LOG_FORMAT must be text or json, got {other:?}"))),
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "LOG_FORMAT must be text or json, got {other:?}"
+                )));
+            }
         };
         let number = |name: &str, default: u64| -> Result<u64, ConfigError> {
             match get(name) {
@@ -144,12 +158,18 @@ impl Settings {
                     .map_err(|_| ConfigError(format!("{name} must be a whole number, got {v:?}"))),
             }
         };
-        let base_domain = get("BASE_DOMAIN").unwrap_or_else(|| "localhost".into()).to_lowercase();
+        let base_domain = get("BASE_DOMAIN")
+            .unwrap_or_else(|| "localhost".into())
+            .to_lowercase();
         if base_domain.is_empty() || base_domain.starts_with('.') {
-            return Err(ConfigError(format!("BASE_DOMAIN {base_domain:?} is not a domain")));
+            return Err(ConfigError(format!(
+                "BASE_DOMAIN {base_domain:?} is not a domain"
+            )));
         }
         Ok(Self {
-            database_url: Secret::new(get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into())),
+            database_url: Secret::new(
+                get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            ),
             database_max_connections: number("DATABASE_MAX_CONNECTIONS", 16)?.clamp(1, 1000) as u32,
             bind_address: get("BIND_ADDRESS").unwrap_or_else(|| "127.0.0.1:8080".into()),
             base_domain,
@@ -159,7 +179,8 @@ impl Settings {
             redis_url: get("REDIS_URL").filter(|s| !s.is_empty()),
             redis_key_prefix: get("REDIS_KEY_PREFIX").unwrap_or_else(|| "mc:".into()),
             admin_token,
-            tenant_migration_concurrency: number("TENANT_MIGRATION_CONCURRENCY", 4)?.clamp(1, 64) as usize,
+            tenant_migration_concurrency: number("TENANT_MIGRATION_CONCURRENCY", 4)?.clamp(1, 64)
+                as usize,
             simulation_queue_wait_ms: number("SIMULATION_QUEUE_WAIT_MS", 2000)?,
             fail_points: FailPoints::default(),
         })
@@ -172,7 +193,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 

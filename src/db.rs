@@ -8,8 +8,8 @@
 use crate::domain::SchemaName;
 use crate::domain::slug::quote_ident;
 use futures_util::{StreamExt, stream};
-use refinery::{AsyncMigrate, Migration};
 use refinery::error::Error as RefineryError;
+use refinery::{AsyncMigrate, Migration};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool, Postgres, Transaction};
 use std::str::FromStr;
@@ -75,13 +75,17 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
         .ok_or_else(|| DbError::Config("DATABASE_URL names no database".into()))?
         .to_string();
     let mut conn = opts.clone().database("postgres").connect().await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
     if !exists {
         let sql = format!("CREATE DATABASE {}", quote_ident(&name));
-        if let Err(err) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
+        if let Err(err) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+        {
             // Another instance may have created it concurrently.
             let dup = err
                 .as_database_error()
@@ -137,9 +141,12 @@ pub fn migration_pool(url: &str, size: usize) -> Result<deadpool_postgres::Pool,
 pub async fn migrate_platform(pool: &deadpool_postgres::Pool) -> Result<usize, DbError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock(7283461001)", &[]).await?;
-    tx.batch_execute("CREATE SCHEMA IF NOT EXISTS platform").await?;
-    tx.execute("SELECT set_config('search_path', 'platform', true)", &[]).await?;
+    tx.execute("SELECT pg_advisory_xact_lock(7283461001)", &[])
+        .await?;
+    tx.batch_execute("CREATE SCHEMA IF NOT EXISTS platform")
+        .await?;
+    tx.execute("SELECT set_config('search_path', 'platform', true)", &[])
+        .await?;
     let report = embedded::platform::migrations::runner()
         .run_async(&mut TxMigrator(&tx))
         .await?;
@@ -152,9 +159,15 @@ pub async fn migrate_platform(pool: &deadpool_postgres::Pool) -> Result<usize, D
 ///
 /// # Errors
 /// When a migration fails; the caller's transaction is then aborted.
-pub async fn migrate_tenant_in(tx: &tokio_postgres::Transaction<'_>, schema: &SchemaName) -> Result<usize, DbError> {
-    tx.execute("SELECT set_config('search_path', $1, true)", &[&schema.search_path()])
-        .await?;
+pub async fn migrate_tenant_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    schema: &SchemaName,
+) -> Result<usize, DbError> {
+    tx.execute(
+        "SELECT set_config('search_path', $1, true)",
+        &[&schema.search_path()],
+    )
+    .await?;
     let report = embedded::tenant::migrations::runner()
         .run_async(&mut TxMigrator(tx))
         .await?;
@@ -184,7 +197,10 @@ pub async fn migrate_all_tenants(
 ) -> Result<TenantMigrationSummary, DbError> {
     let client = pool.get().await?;
     let rows = client
-        .query("SELECT slug, schema_name FROM platform.tenants ORDER BY created_at", &[])
+        .query(
+            "SELECT slug, schema_name FROM platform.tenants ORDER BY created_at",
+            &[],
+        )
         .await?;
     drop(client);
     let tenants: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -198,8 +214,11 @@ pub async fn migrate_all_tenants(
                 let schema = SchemaName::parse(&schema).map_err(DbError::Config)?;
                 let mut client = pool.get().await?;
                 let tx = client.transaction().await?;
-                tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&schema.as_str()])
-                    .await?;
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext($1))",
+                    &[&schema.as_str()],
+                )
+                .await?;
                 let n = migrate_tenant_in(&tx, &schema).await?;
                 tx.commit().await?;
                 Ok::<usize, DbError>(n)
@@ -239,7 +258,10 @@ pub async fn platform_is_current(pool: &PgPool) -> Result<bool, sqlx::Error> {
 ///
 /// # Errors
 /// When no connection can be had or PostgreSQL fails.
-pub async fn begin_tenant(pool: &PgPool, schema: &SchemaName) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+pub async fn begin_tenant(
+    pool: &PgPool,
+    schema: &SchemaName,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT set_config('search_path', $1, true)")
         .bind(schema.search_path())
@@ -255,7 +277,10 @@ struct TxMigrator<'a, 'b>(&'a tokio_postgres::Transaction<'b>);
 impl refinery_core::traits::r#async::AsyncTransaction for TxMigrator<'_, '_> {
     type Error = tokio_postgres::Error;
 
-    async fn execute<'q, T: Iterator<Item = &'q str> + Send + 'q>(&'q mut self, queries: T) -> Result<usize, Self::Error> {
+    async fn execute<'q, T: Iterator<Item = &'q str> + Send + 'q>(
+        &'q mut self,
+        queries: T,
+    ) -> Result<usize, Self::Error> {
         let mut count = 0;
         for query in queries {
             self.0.batch_execute(query).await?;
@@ -272,8 +297,11 @@ impl refinery_core::traits::r#async::AsyncQuery<Vec<Migration>> for TxMigrator<'
         for row in rows {
             let applied_on: String = row.get(2);
             let checksum: String = row.get(3);
-            let applied_on = time::OffsetDateTime::parse(&applied_on, &time::format_description::well_known::Rfc3339)
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            let applied_on = time::OffsetDateTime::parse(
+                &applied_on,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
             applied.push(Migration::applied(
                 row.get(0),
                 row.get(1),

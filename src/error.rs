@@ -71,7 +71,8 @@ impl Payload for ProblemJson {
 
 impl IntoResponse for ProblemJson {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = self.0.to_json_string();
         Response::builder()
             .status(status)
@@ -174,7 +175,12 @@ impl ApiError {
     /// 422: well-formed but semantically invalid; names the field.
     pub fn validation(field: impl Into<String>, detail: impl Into<String>) -> Self {
         match Self::client(StatusCode::UNPROCESSABLE_ENTITY, "validation", detail) {
-            Self::Client { status, kind, detail, .. } => Self::Client {
+            Self::Client {
+                status,
+                kind,
+                detail,
+                ..
+            } => Self::Client {
                 status,
                 kind,
                 detail,
@@ -227,7 +233,14 @@ impl ApiError {
 
     fn problem_body(&self) -> Problem {
         match self {
-            Self::Client { status, kind, detail, field, policy, .. } => Problem {
+            Self::Client {
+                status,
+                kind,
+                detail,
+                field,
+                policy,
+                ..
+            } => Problem {
                 problem_type: format!("https://docs.montecarlo.dev/problems/{kind}"),
                 title: status.canonical_reason().unwrap_or("Error").to_string(),
                 status: status.as_u16(),
@@ -269,7 +282,11 @@ impl ApiError {
     /// Extra response headers (`Retry-After`, rate-limit headers).
     pub fn headers(&self) -> Vec<(String, String)> {
         match self {
-            Self::Client { retry_after, headers, .. } => {
+            Self::Client {
+                retry_after,
+                headers,
+                ..
+            } => {
                 let mut out = headers.clone();
                 if let Some(secs) = retry_after {
                     out.push(("Retry-After".into(), secs.to_string()));
@@ -460,15 +477,33 @@ macro_rules! problem_responses {
 /// Standard description of an error status in the spec (used by [`problem_responses!`]).
 #[macro_export]
 macro_rules! status_doc {
-    (400) => { "Malformed request: invalid JSON, unknown or mistyped fields, conflicting tenant sources." };
-    (401) => { "Missing, malformed, unknown, revoked, expired or foreign credentials." };
-    (402) => { "The tenant's trial has ended." };
-    (403) => { "Not allowed: role, suspended tenant or tier limit." };
-    (404) => { "No such resource in this tenant (another tenant's resources are never visible)." };
-    (409) => { "Conflicts with existing state." };
-    (422) => { "Semantically invalid input; `field` names the offending field." };
-    (429) => { "A rate limit or quota was hit; see `Retry-After` and `policy`." };
-    (503) => { "A dependency is unavailable." };
+    (400) => {
+        "Malformed request: invalid JSON, unknown or mistyped fields, conflicting tenant sources."
+    };
+    (401) => {
+        "Missing, malformed, unknown, revoked, expired or foreign credentials."
+    };
+    (402) => {
+        "The tenant's trial has ended."
+    };
+    (403) => {
+        "Not allowed: role, suspended tenant or tier limit."
+    };
+    (404) => {
+        "No such resource in this tenant (another tenant's resources are never visible)."
+    };
+    (409) => {
+        "Conflicts with existing state."
+    };
+    (422) => {
+        "Semantically invalid input; `field` names the offending field."
+    };
+    (429) => {
+        "A rate limit or quota was hit; see `Retry-After` and `policy`."
+    };
+    (503) => {
+        "A dependency is unavailable."
+    };
 }
 
 /// Per-request facts the error layer needs: the request id and path for the problem body, and
@@ -497,7 +532,9 @@ pub fn stash_headers(headers: Vec<(String, String)>) {
 /// Fills `request_id` and `instance` of a problem from the current request, if any.
 pub fn annotate(mut problem: Problem) -> Problem {
     let _ = REQUEST.try_with(|r| {
-        problem.request_id.get_or_insert_with(|| r.request_id.clone());
+        problem
+            .request_id
+            .get_or_insert_with(|| r.request_id.clone());
         problem.instance.get_or_insert_with(|| r.path.clone());
     });
     problem

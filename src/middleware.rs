@@ -57,7 +57,10 @@ impl RequestScope {
 
 fn apply_headers(resp: &mut Response, headers: &[(String, String)]) {
     for (name, value) in headers {
-        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
             resp.headers_mut().insert(n, v);
         }
     }
@@ -78,6 +81,13 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<R
         .await;
     let mut resp = match result {
         Ok(r) => r.into_response(),
+        Err(err)
+            if err.is_from_response() && err.downcast_ref::<crate::error::ApiError>().is_none() =>
+        {
+            // A typed operation response carried as an error (poem-openapi does this for the
+            // `Err` side of a handler): it already is a problem+json response.
+            err.into_response()
+        }
         Err(err) => {
             let (problem, headers) = in_request_scope(request_id.clone(), path.clone(), async {
                 problem_from_poem_error(&err)
@@ -91,7 +101,11 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<R
     };
     let (caller, units, headers) = {
         let mut inner = scope.lock();
-        (inner.caller.take(), inner.units, std::mem::take(&mut inner.headers))
+        (
+            inner.caller.take(),
+            inner.units,
+            std::mem::take(&mut inner.headers),
+        )
     };
     apply_headers(&mut resp, &headers);
     apply_headers(&mut resp, &stashed);
@@ -101,7 +115,9 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<R
     let status = resp.status().as_u16();
     let duration_ms = scope.started.elapsed().as_secs_f64() * 1000.0;
     if let (Some((ctx, endpoint)), Some(state)) = (caller, state) {
-        if let Err(err) = record_usage(&state, &ctx, &method, &endpoint, status, duration_ms, units).await {
+        if let Err(err) =
+            record_usage(&state, &ctx, &method, &endpoint, status, duration_ms, units).await
+        {
             tracing::warn!(parent: &span, error = ?err, "could not record usage row");
         }
     }

@@ -64,7 +64,11 @@ pub async fn provision(state: &AppState, new: NewTenant) -> Result<Provisioned, 
     let tenant_id = TenantId::new();
     let owner_id = UserId::new();
     let schema = new.slug.schema_name();
-    let trial_days = state.tenants.tier("trial").and_then(|t| t.trial_days).map_or(TRIAL_DAYS, i64::from);
+    let trial_days = state
+        .tenants
+        .tier("trial")
+        .and_then(|t| t.trial_days)
+        .map_or(TRIAL_DAYS, i64::from);
     let trial_ends_at = now + Duration::days(trial_days);
 
     let mut client = state
@@ -83,17 +87,26 @@ pub async fn provision(state: &AppState, new: NewTenant) -> Result<Provisioned, 
         .await;
     if let Err(err) = inserted {
         return Err(match pg_code(&err) {
-            Some("23505") => ApiError::conflict(format!("the slug {:?} is already taken", new.slug.as_str())),
+            Some("23505") => {
+                ApiError::conflict(format!("the slug {:?} is already taken", new.slug.as_str()))
+            }
             _ => ApiError::internal(err),
         });
     }
-    if let Err(err) = tx.batch_execute(&format!("CREATE SCHEMA {}", schema.quoted())).await {
+    if let Err(err) = tx
+        .batch_execute(&format!("CREATE SCHEMA {}", schema.quoted()))
+        .await
+    {
         return Err(match pg_code(&err) {
-            Some("42P06") => ApiError::conflict(format!("the slug {:?} is unavailable", new.slug.as_str())),
+            Some("42P06") => {
+                ApiError::conflict(format!("the slug {:?} is unavailable", new.slug.as_str()))
+            }
             _ => ApiError::internal(err),
         });
     }
-    db::migrate_tenant_in(&tx, &schema).await.map_err(ApiError::internal)?;
+    db::migrate_tenant_in(&tx, &schema)
+        .await
+        .map_err(ApiError::internal)?;
 
     tx.execute(
         "INSERT INTO users (id, email, full_name, password_hash, role, created_at) VALUES ($1, $2, $3, $4, 'owner', $5)",
@@ -106,7 +119,17 @@ pub async fn provision(state: &AppState, new: NewTenant) -> Result<Provisioned, 
     for name in ["default", "secondary"] {
         let key = ApiKeySecret::generate();
         let id = ApiKeyId::new();
-        insert_key(&tx, tenant_id, id, name, &key, owner_id, now, Some(trial_ends_at)).await?;
+        insert_key(
+            &tx,
+            tenant_id,
+            id,
+            name,
+            &key,
+            owner_id,
+            now,
+            Some(trial_ends_at),
+        )
+        .await?;
         keys.push(CreatedKey {
             id,
             name: name.to_string(),

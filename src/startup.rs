@@ -51,8 +51,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
-        .data(state)
         .around(|ep, req| middleware::around(ep, req))
+        .data(state)
 }
 
 /// The OpenAPI document, as committed in `openapi/openapi.json`. Needs no database.
@@ -63,10 +63,15 @@ pub async fn openapi_json() -> String {
     })
     .expect("default settings are valid");
     let pool = db::request_pool(settings.database_url.expose(), 1).expect("default URL parses");
-    let migrations = db::migration_pool(settings.database_url.expose(), 1).expect("default URL parses");
+    let migrations =
+        db::migration_pool(settings.database_url.expose(), 1).expect("default URL parses");
     let clock: SharedClock = Arc::new(SystemClock);
     let quotas = Quotas::new(
-        QuotaConfig { redis_url: None, key_prefix: "spec:".into(), concurrency_wait: Duration::ZERO },
+        QuotaConfig {
+            redis_url: None,
+            key_prefix: "spec:".into(),
+            concurrency_wait: Duration::ZERO,
+        },
         pool.clone(),
         clock.clone(),
     )
@@ -99,7 +104,10 @@ impl Application {
     ///
     /// # Errors
     /// As [`Application::build`].
-    pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> Result<Self, StartupError> {
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: SharedClock,
+    ) -> Result<Self, StartupError> {
         let url = settings.database_url.expose().clone();
         db::ensure_database(&url).await?;
         let migrations = db::migration_pool(&url, settings.tenant_migration_concurrency + 2)?;
@@ -111,9 +119,15 @@ impl Application {
         let tenants = TenantDirectory::load(pool.clone())
             .await
             .map_err(|e| StartupError::Tenants(format!("{e:?}")))?;
-        let summary = db::migrate_all_tenants(&migrations, settings.tenant_migration_concurrency).await?;
+        let summary =
+            db::migrate_all_tenants(&migrations, settings.tenant_migration_concurrency).await?;
         if summary.applied > 0 || !summary.failed.is_empty() {
-            tracing::info!(tenants = summary.tenants, applied = summary.applied, failed = summary.failed.len(), "tenant migrations");
+            tracing::info!(
+                tenants = summary.tenants,
+                applied = summary.applied,
+                failed = summary.failed.len(),
+                "tenant migrations"
+            );
         }
         let quotas = Quotas::new(
             QuotaConfig {
@@ -139,14 +153,21 @@ impl Application {
         let acceptor = TcpListener::bind(addr.clone())
             .into_acceptor()
             .await
-            .map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
+            .map_err(|source| StartupError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
         let port = acceptor
             .local_addr()
             .first()
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .unwrap_or(0);
         state.tenants_current.load(Ordering::Relaxed);
-        Ok(Self { port, state, acceptor: acceptor.boxed() })
+        Ok(Self {
+            port,
+            state,
+            acceptor: acceptor.boxed(),
+        })
     }
 
     /// The bound port.
@@ -175,13 +196,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

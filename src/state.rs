@@ -6,8 +6,8 @@ use crate::config::Settings;
 use crate::quota::Quotas;
 use crate::tenancy::TenantDirectory;
 use sqlx::PgPool;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// Everything a handler needs.
 pub struct AppState {

@@ -99,9 +99,18 @@ impl TenantDirectory {
     /// When PostgreSQL fails.
     pub async fn reload_tiers(&self) -> Result<(), ApiError> {
         let tiers = Tier::load_all(&self.pool).await?;
-        let map: HashMap<String, Arc<Tier>> = tiers.into_iter().map(|t| (t.name.clone(), Arc::new(t))).collect();
+        let map: HashMap<String, Arc<Tier>> = tiers
+            .into_iter()
+            .map(|t| (t.name.clone(), Arc::new(t)))
+            .collect();
         *self.tiers.write().unwrap_or_else(|e| e.into_inner()) = map;
-        let ids: Vec<uuid::Uuid> = self.by_id.read().unwrap_or_else(|e| e.into_inner()).keys().copied().collect();
+        let ids: Vec<uuid::Uuid> = self
+            .by_id
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
         for id in ids {
             self.refresh(TenantId::from_uuid(id)).await?;
         }
@@ -110,14 +119,24 @@ impl TenantDirectory {
 
     /// Every tier, cheapest first.
     pub fn tiers(&self) -> Vec<Arc<Tier>> {
-        let mut tiers: Vec<Arc<Tier>> = self.tiers.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let mut tiers: Vec<Arc<Tier>> = self
+            .tiers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         tiers.sort_by_key(|t| t.price_cents_per_month);
         tiers
     }
 
     /// A tier by name.
     pub fn tier(&self, name: &str) -> Option<Arc<Tier>> {
-        self.tiers.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.tiers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     fn tenant_from_row(&self, row: &sqlx::postgres::PgRow) -> Result<Tenant, ApiError> {
@@ -125,16 +144,20 @@ impl TenantDirectory {
         let schema: String = row.try_get("schema_name")?;
         let tier_name: String = row.try_get("tier")?;
         let status: String = row.try_get("status")?;
-        let tier = self
-            .tier(&tier_name)
-            .ok_or_else(|| ApiError::internal(format!("tenant {slug} has unknown tier {tier_name}")))?;
+        let tier = self.tier(&tier_name).ok_or_else(|| {
+            ApiError::internal(format!("tenant {slug} has unknown tier {tier_name}"))
+        })?;
         Ok(Tenant {
             id: TenantId::from_uuid(row.try_get("id")?),
             slug: TenantSlug::parse(&slug).map_err(ApiError::internal)?,
             display_name: row.try_get("display_name")?,
             schema: SchemaName::parse(&schema).map_err(ApiError::internal)?,
             tier,
-            status: if status == "suspended" { TenantStatus::Suspended } else { TenantStatus::Active },
+            status: if status == "suspended" {
+                TenantStatus::Suspended
+            } else {
+                TenantStatus::Active
+            },
             trial_ends_at: row.try_get("trial_ends_at")?,
             overage_enabled: row.try_get("overage_enabled")?,
             created_at: row.try_get("created_at")?,
@@ -155,14 +178,20 @@ impl TenantDirectory {
     /// # Errors
     /// When PostgreSQL fails.
     pub async fn by_slug(&self, slug: &TenantSlug) -> Result<Option<Arc<Tenant>>, ApiError> {
-        if let Some(t) = self.by_slug.read().unwrap_or_else(|e| e.into_inner()).get(slug.as_str()) {
+        if let Some(t) = self
+            .by_slug
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(slug.as_str())
+        {
             return Ok(Some(t.clone()));
         }
         let row = sqlx::query(concat!(tenant_select!(), " WHERE slug = $1"))
             .bind(slug.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| self.tenant_from_row(&r).map(|t| self.insert(t))).transpose()
+        row.map(|r| self.tenant_from_row(&r).map(|t| self.insert(t)))
+            .transpose()
     }
 
     /// A tenant by id: from memory, else from PostgreSQL (then cached).
@@ -170,7 +199,12 @@ impl TenantDirectory {
     /// # Errors
     /// When PostgreSQL fails.
     pub async fn by_id(&self, id: TenantId) -> Result<Option<Arc<Tenant>>, ApiError> {
-        if let Some(t) = self.by_id.read().unwrap_or_else(|e| e.into_inner()).get(&id.as_uuid()) {
+        if let Some(t) = self
+            .by_id
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id.as_uuid())
+        {
             return Ok(Some(t.clone()));
         }
         self.refresh(id).await
@@ -196,9 +230,16 @@ impl TenantDirectory {
 
     /// Drops a tenant from the cache.
     pub fn forget(&self, id: TenantId) {
-        let removed = self.by_id.write().unwrap_or_else(|e| e.into_inner()).remove(&id.as_uuid());
+        let removed = self
+            .by_id
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id.as_uuid());
         if let Some(t) = removed {
-            self.by_slug.write().unwrap_or_else(|e| e.into_inner()).remove(t.slug.as_str());
+            self.by_slug
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(t.slug.as_str());
         }
     }
 
@@ -315,7 +356,10 @@ const NON_TENANT_HOSTS: &[&str] = &["www", "api"];
 /// # Errors
 /// 400 when the header is not a valid slug or the two sources disagree; 404 when the
 /// subdomain cannot be a tenant.
-pub fn named_tenant(req: &poem::Request, base_domain: &str) -> Result<Option<NamedTenant>, ApiError> {
+pub fn named_tenant(
+    req: &poem::Request,
+    base_domain: &str,
+) -> Result<Option<NamedTenant>, ApiError> {
     let from_host = host_slug(req, base_domain)?;
     let from_header = match req.headers().get("x-tenant-id") {
         None => None,
@@ -323,8 +367,9 @@ pub fn named_tenant(req: &poem::Request, base_domain: &str) -> Result<Option<Nam
             let text = v
                 .to_str()
                 .map_err(|_| ApiError::bad_request("X-Tenant-ID must be ASCII text"))?;
-            let slug = TenantSlug::parse(text.trim())
-                .map_err(|e| ApiError::bad_request(format!("X-Tenant-ID is not a valid tenant slug: {e}")))?;
+            let slug = TenantSlug::parse(text.trim()).map_err(|e| {
+                ApiError::bad_request(format!("X-Tenant-ID is not a valid tenant slug: {e}"))
+            })?;
             Some(slug)
         }
     };
@@ -332,8 +377,14 @@ pub fn named_tenant(req: &poem::Request, base_domain: &str) -> Result<Option<Nam
         (Some(h), Some(x)) if h != x => Err(ApiError::bad_request(format!(
             "the subdomain names tenant {h:?} but X-Tenant-ID names {x:?}; send one or make them agree"
         ))),
-        (Some(h), _) => Ok(Some(NamedTenant { slug: h, source: "subdomain" })),
-        (None, Some(x)) => Ok(Some(NamedTenant { slug: x, source: "X-Tenant-ID" })),
+        (Some(h), _) => Ok(Some(NamedTenant {
+            slug: h,
+            source: "subdomain",
+        })),
+        (None, Some(x)) => Ok(Some(NamedTenant {
+            slug: x,
+            source: "X-Tenant-ID",
+        })),
         (None, None) => Ok(None),
     }
 }
@@ -346,18 +397,27 @@ fn host_slug(req: &poem::Request, base_domain: &str) -> Result<Option<TenantSlug
         .or_else(|| req.uri().host())
         .unwrap_or("");
     let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-        if port.chars().all(|c| c.is_ascii_digit()) { h } else { host }
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
     });
     let host = host.trim_end_matches('.').to_ascii_lowercase();
-    let Some(label) = host.strip_suffix(base_domain).and_then(|rest| rest.strip_suffix('.')) else {
+    let Some(label) = host
+        .strip_suffix(base_domain)
+        .and_then(|rest| rest.strip_suffix('.'))
+    else {
         return Ok(None);
     };
     if NON_TENANT_HOSTS.contains(&label) {
         return Ok(None);
     }
-    TenantSlug::parse(label)
-        .map(Some)
-        .map_err(|_| ApiError::not_found(format!("no tenant at {host}: {label:?} is not a tenant subdomain")))
+    TenantSlug::parse(label).map(Some).map_err(|_| {
+        ApiError::not_found(format!(
+            "no tenant at {host}: {label:?} is not a tenant subdomain"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -365,7 +425,9 @@ mod tests {
     use super::*;
 
     fn req(host: &str, header: Option<&str>) -> poem::Request {
-        let mut b = poem::Request::builder().uri_str("/api/v1/auth/me").header("host", host);
+        let mut b = poem::Request::builder()
+            .uri_str("/api/v1/auth/me")
+            .header("host", host);
         if let Some(h) = header {
             b = b.header("x-tenant-id", h);
         }
@@ -374,12 +436,24 @@ mod tests {
 
     #[test]
     fn resolves_subdomain_and_header() {
-        let n = named_tenant(&req("acme.example.com:8080", None), "example.com").unwrap().unwrap();
+        let n = named_tenant(&req("acme.example.com:8080", None), "example.com")
+            .unwrap()
+            .unwrap();
         assert_eq!((n.slug.as_str(), n.source), ("acme", "subdomain"));
-        let n = named_tenant(&req("example.com", Some("beta")), "example.com").unwrap().unwrap();
+        let n = named_tenant(&req("example.com", Some("beta")), "example.com")
+            .unwrap()
+            .unwrap();
         assert_eq!((n.slug.as_str(), n.source), ("beta", "X-Tenant-ID"));
-        assert!(named_tenant(&req("www.example.com", None), "example.com").unwrap().is_none());
-        assert!(named_tenant(&req("acme.other.com", None), "example.com").unwrap().is_none());
+        assert!(
+            named_tenant(&req("www.example.com", None), "example.com")
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            named_tenant(&req("acme.other.com", None), "example.com")
+                .unwrap()
+                .is_none()
+        );
         let same = named_tenant(&req("acme.example.com", Some("acme")), "example.com").unwrap();
         assert_eq!(same.unwrap().slug.as_str(), "acme");
     }

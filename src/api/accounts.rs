@@ -191,10 +191,16 @@ enum UserCreated {
 fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     let v = value.trim();
     if v.is_empty() || v.chars().count() > max {
-        return Err(ApiError::validation(field, format!("{field} must be 1 to {max} characters long")));
+        return Err(ApiError::validation(
+            field,
+            format!("{field} must be 1 to {max} characters long"),
+        ));
     }
     if v.chars().any(char::is_control) {
-        return Err(ApiError::validation(field, format!("{field} must not contain control characters")));
+        return Err(ApiError::validation(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
     }
     Ok(v.to_string())
 }
@@ -226,7 +232,8 @@ fn user_from_row(row: &sqlx::postgres::PgRow) -> Result<UserView, ApiError> {
         id: UserId::from_uuid(row.try_get("id")?).to_string(),
         email: row.try_get("email")?,
         full_name: row.try_get("full_name")?,
-        role: Role::from_db(&role).ok_or_else(|| ApiError::internal(format!("unknown role {role}")))?,
+        role: Role::from_db(&role)
+            .ok_or_else(|| ApiError::internal(format!("unknown role {role}")))?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -247,7 +254,11 @@ impl AccountsApi {
     /// atomically, on a 30-day trial. Returns an access token and the API key secrets (shown
     /// only here). Throttled per client IP.
     #[oai(path = "/api/v1/signup", method = "post", operation_id = "signup")]
-    async fn signup(&self, req: &Request, body: Json<SignupRequest>) -> Result<SignupCreated, SignupError> {
+    async fn signup(
+        &self,
+        req: &Request,
+        body: Json<SignupRequest>,
+    ) -> Result<SignupCreated, SignupError> {
         let state = &self.state;
         let b = body.0;
         let slug = TenantSlug::parse(b.slug.trim()).map_err(|e| ApiError::validation("slug", e))?;
@@ -255,9 +266,14 @@ impl AccountsApi {
         let display_name = text("organisation_name", &b.organisation_name, 200)?;
         let owner_name = text("full_name", &b.full_name, 200)?;
         let email = Email::parse(&b.email).map_err(|e| ApiError::validation("email", e))?;
-        let password = Password::parse(&b.password).map_err(|e| ApiError::validation("password", e))?;
+        let password =
+            Password::parse(&b.password).map_err(|e| ApiError::validation("password", e))?;
         if state.tenants.by_slug(&slug).await?.is_some() {
-            return Err(ApiError::conflict(format!("the slug {:?} is already taken", slug.as_str())).into());
+            return Err(ApiError::conflict(format!(
+                "the slug {:?} is already taken",
+                slug.as_str()
+            ))
+            .into());
         }
         let hash = auth::hash_password(password).await?;
         let started = std::time::Instant::now();
@@ -302,16 +318,18 @@ impl AccountsApi {
     /// subdomain or `X-Tenant-ID`. Throttled per IP and per account (5 per minute) with an
     /// exponential lockout after repeated failures.
     #[oai(path = "/api/v1/auth/login", method = "post", operation_id = "login")]
-    async fn login(&self, req: &Request, body: Json<LoginRequest>) -> Result<Json<TokenResponse>, LoginError> {
+    async fn login(
+        &self,
+        req: &Request,
+        body: Json<LoginRequest>,
+    ) -> Result<Json<TokenResponse>, LoginError> {
         let state = &self.state;
         let named = named_tenant(req, &state.settings.base_domain)?.ok_or_else(|| {
             ApiError::bad_request("name the tenant: use its subdomain (<slug>.<base domain>) or the X-Tenant-ID header")
         })?;
-        let tenant = state
-            .tenants
-            .by_slug(&named.slug)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no tenant named {:?}", named.slug.as_str())))?;
+        let tenant = state.tenants.by_slug(&named.slug).await?.ok_or_else(|| {
+            ApiError::not_found(format!("no tenant named {:?}", named.slug.as_str()))
+        })?;
         let email = Email::parse(&body.email).map_err(|e| ApiError::validation("email", e))?;
         let account = format!("{}:{}", tenant.slug, email);
         throttle(state, &client_ip(req), &account)?;
@@ -321,7 +339,10 @@ impl AccountsApi {
             .fetch_optional(&mut *tx)
             .await?;
         tx.commit().await?;
-        let hash = row.as_ref().map(|r| r.try_get::<String, _>("password_hash")).transpose()?;
+        let hash = row
+            .as_ref()
+            .map(|r| r.try_get::<String, _>("password_hash"))
+            .transpose()?;
         if !auth::verify_password(body.0.password, hash).await? {
             state.quotas.login_throttle().record_failure(&account);
             return Err(ApiError::unauthorized("email or password is incorrect").into());
@@ -330,10 +351,17 @@ impl AccountsApi {
         let row = row.ok_or_else(|| ApiError::internal("verified user without row"))?;
         let user = user_from_row(&row)?;
         if tenant.status == crate::tenancy::TenantStatus::Suspended {
-            return Err(ApiError::forbidden(format!("tenant {:?} is suspended", tenant.slug.as_str())).into());
+            return Err(ApiError::forbidden(format!(
+                "tenant {:?} is suspended",
+                tenant.slug.as_str()
+            ))
+            .into());
         }
         let user_id = UserId::from_uuid(row.try_get("id")?);
-        let (token, expires_at) = state.jwt.issue(user_id, tenant.id, user.role, state.clock.now())?;
+        let (token, expires_at) =
+            state
+                .jwt
+                .issue(user_id, tenant.id, user.role, state.clock.now())?;
         Ok(Json(TokenResponse {
             access_token: token,
             token_type: "Bearer".into(),
@@ -351,12 +379,16 @@ impl AccountsApi {
         let user = match ctx.principal {
             Principal::User { id, .. } => {
                 let mut tx = ctx.begin(&self.state.pool).await?;
-                let row = sqlx::query("SELECT id, email, full_name, role, created_at FROM users WHERE id = $1")
-                    .bind(id.as_uuid())
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let row = sqlx::query(
+                    "SELECT id, email, full_name, role, created_at FROM users WHERE id = $1",
+                )
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
                 tx.commit().await?;
-                let row = row.ok_or_else(|| ApiError::unauthorized("the user of this token no longer exists"))?;
+                let row = row.ok_or_else(|| {
+                    ApiError::unauthorized("the user of this token no longer exists")
+                })?;
                 Some(user_from_row(&row)?)
             }
             Principal::ApiKey(_) => None,
@@ -371,17 +403,31 @@ impl AccountsApi {
     /// Add a user
     ///
     /// Owner or admin only. Adds an `admin` or `member` to the tenant.
-    #[oai(path = "/api/v1/users", method = "post", operation_id = "createUser", tag = "ApiTags::Users")]
-    async fn create_user(&self, auth: UserAuth, body: Json<CreateUserRequest>) -> Result<UserCreated, UsersError> {
+    #[oai(
+        path = "/api/v1/users",
+        method = "post",
+        operation_id = "createUser",
+        tag = "ApiTags::Users"
+    )]
+    async fn create_user(
+        &self,
+        auth: UserAuth,
+        body: Json<CreateUserRequest>,
+    ) -> Result<UserCreated, UsersError> {
         let ctx = auth.0;
         let (actor, _) = ctx.require_manager()?;
         let b = body.0;
         if b.role == Role::Owner {
-            return Err(ApiError::validation("role", "a tenant has exactly one owner; choose admin or member").into());
+            return Err(ApiError::validation(
+                "role",
+                "a tenant has exactly one owner; choose admin or member",
+            )
+            .into());
         }
         let email = Email::parse(&b.email).map_err(|e| ApiError::validation("email", e))?;
         let full_name = text("full_name", &b.full_name, 200)?;
-        let password = Password::parse(&b.password).map_err(|e| ApiError::validation("password", e))?;
+        let password =
+            Password::parse(&b.password).map_err(|e| ApiError::validation("password", e))?;
         let hash = auth::hash_password(password).await?;
         let id = UserId::new();
         let now = self.state.clock.now();
@@ -399,9 +445,20 @@ impl AccountsApi {
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
-            return Err(ApiError::conflict(format!("a user with email {email} already exists in this tenant")).into());
+            return Err(ApiError::conflict(format!(
+                "a user with email {email} already exists in this tenant"
+            ))
+            .into());
         }
-        audit(&mut tx, now, Some(actor), "user.created", &id.to_string(), serde_json::json!({"role": b.role.as_str()})).await?;
+        audit(
+            &mut tx,
+            now,
+            Some(actor),
+            "user.created",
+            &id.to_string(),
+            serde_json::json!({"role": b.role.as_str()}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(UserCreated::Created(Json(UserView {
             id: id.to_string(),
@@ -415,14 +472,23 @@ impl AccountsApi {
     /// List users
     ///
     /// Every user of the tenant, oldest first.
-    #[oai(path = "/api/v1/users", method = "get", operation_id = "listUsers", tag = "ApiTags::Users")]
+    #[oai(
+        path = "/api/v1/users",
+        method = "get",
+        operation_id = "listUsers",
+        tag = "ApiTags::Users"
+    )]
     async fn list_users(&self, auth: UserAuth) -> Result<Json<Vec<UserView>>, UsersError> {
         let mut tx = auth.0.begin(&self.state.pool).await?;
-        let rows = sqlx::query("SELECT id, email, full_name, role, created_at FROM users ORDER BY created_at, id")
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, email, full_name, role, created_at FROM users ORDER BY created_at, id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(Json(rows.iter().map(user_from_row).collect::<Result<_, _>>()?))
+        Ok(Json(
+            rows.iter().map(user_from_row).collect::<Result<_, _>>()?,
+        ))
     }
 }
 

@@ -86,7 +86,12 @@ pub struct TenantPatch {
 
 impl Example for TenantPatch {
     fn example() -> Self {
-        Self { status: None, tier: Some("starter".into()), trial_ends_at: None, overage_enabled: Some(true) }
+        Self {
+            status: None,
+            tier: Some("starter".into()),
+            trial_ends_at: None,
+            overage_enabled: Some(true),
+        }
     }
 }
 
@@ -111,7 +116,11 @@ impl AdminApi {
     /// List tiers
     ///
     /// Every tier with its limits, cheapest first.
-    #[oai(path = "/api/v1/admin/tiers", method = "get", operation_id = "adminListTiers")]
+    #[oai(
+        path = "/api/v1/admin/tiers",
+        method = "get",
+        operation_id = "adminListTiers"
+    )]
     async fn tiers(&self, _admin: AdminAuth) -> Result<Json<Vec<TierView>>, AdminError> {
         Ok(Json(
             self.state
@@ -138,14 +147,24 @@ impl AdminApi {
     /// List tenants
     ///
     /// Every tenant, oldest first.
-    #[oai(path = "/api/v1/admin/tenants", method = "get", operation_id = "adminListTenants")]
+    #[oai(
+        path = "/api/v1/admin/tenants",
+        method = "get",
+        operation_id = "adminListTenants"
+    )]
     async fn tenants(&self, _admin: AdminAuth) -> Result<Json<Vec<AdminTenantView>>, AdminError> {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM platform.tenants ORDER BY created_at, id")
-            .fetch_all(&self.state.pool)
-            .await?;
+        let ids: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT id FROM platform.tenants ORDER BY created_at, id")
+                .fetch_all(&self.state.pool)
+                .await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(t) = self.state.tenants.by_id(crate::domain::TenantId::from_uuid(id)).await? {
+            if let Some(t) = self
+                .state
+                .tenants
+                .by_id(crate::domain::TenantId::from_uuid(id))
+                .await?
+            {
                 out.push(view(&t));
             }
         }
@@ -155,7 +174,11 @@ impl AdminApi {
     /// Change a tenant
     ///
     /// Suspend or reactivate, change tier, trial end or overage. Effective on the next request.
-    #[oai(path = "/api/v1/admin/tenants/:slug", method = "patch", operation_id = "adminUpdateTenant")]
+    #[oai(
+        path = "/api/v1/admin/tenants/:slug",
+        method = "patch",
+        operation_id = "adminUpdateTenant"
+    )]
     async fn update(
         &self,
         _admin: AdminAuth,
@@ -164,17 +187,26 @@ impl AdminApi {
         body: Json<TenantPatch>,
     ) -> Result<Json<AdminTenantView>, AdminError> {
         let state = &self.state;
-        let slug = crate::domain::TenantSlug::parse(&slug.0).map_err(|e| ApiError::not_found(format!("no tenant {:?}: {e}", slug.0)))?;
-        let tenant = state
-            .tenants
-            .by_slug(&slug)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no tenant named {:?}", slug.as_str())))?;
+        let slug = crate::domain::TenantSlug::parse(&slug.0)
+            .map_err(|e| ApiError::not_found(format!("no tenant {:?}: {e}", slug.0)))?;
+        let tenant =
+            state.tenants.by_slug(&slug).await?.ok_or_else(|| {
+                ApiError::not_found(format!("no tenant named {:?}", slug.as_str()))
+            })?;
         let p = body.0;
         if let Some(tier) = &p.tier {
             if state.tenants.tier(tier).is_none() {
-                let names: Vec<String> = state.tenants.tiers().iter().map(|t| t.name.clone()).collect();
-                return Err(ApiError::validation("tier", format!("unknown tier {tier:?}; one of {}", names.join(", "))).into());
+                let names: Vec<String> = state
+                    .tenants
+                    .tiers()
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect();
+                return Err(ApiError::validation(
+                    "tier",
+                    format!("unknown tier {tier:?}; one of {}", names.join(", ")),
+                )
+                .into());
             }
         }
         let status = p.status.map(|s| match s {
@@ -194,11 +226,10 @@ impl AdminApi {
         .bind(state.clock.now())
         .execute(&state.pool)
         .await?;
-        let fresh = state
-            .tenants
-            .refresh(tenant.id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no tenant named {:?}", slug.as_str())))?;
+        let fresh =
+            state.tenants.refresh(tenant.id).await?.ok_or_else(|| {
+                ApiError::not_found(format!("no tenant named {:?}", slug.as_str()))
+            })?;
         tracing::info!(tenant = %slug, ?p, "tenant changed by admin");
         Ok(Json(view(&fresh)))
     }

@@ -74,22 +74,38 @@ impl HealthApi {
             Ok(false) => ("ok".to_string(), "behind"),
             Err(e) => (format!("error: {e}"), "unknown"),
         };
-        let tenants = if self.state.tenants_current.load(Ordering::Acquire) { "current" } else { "behind" };
+        let tenants = if self.state.tenants_current.load(Ordering::Acquire) {
+            "current"
+        } else {
+            "behind"
+        };
         let (quota_store, degraded) = match self.state.quotas.health().await {
             QuotaHealth::RedisNotConfigured => ("not_configured".to_string(), false),
             QuotaHealth::RedisUp => ("up".to_string(), false),
-            QuotaHealth::RedisDegraded { since, last_error } => {
-                (format!("degraded since {}: {last_error}", since.to_rfc3339()), true)
-            }
+            QuotaHealth::RedisDegraded { since, last_error } => (
+                format!("degraded since {}: {last_error}", since.to_rfc3339()),
+                true,
+            ),
         };
         let ok = database == "ok" && platform == "current" && tenants == "current";
         let body = Readiness {
-            status: if !ok { "unavailable" } else if degraded { "degraded" } else { "ready" }.into(),
+            status: if !ok {
+                "unavailable"
+            } else if degraded {
+                "degraded"
+            } else {
+                "ready"
+            }
+            .into(),
             database,
             platform_migrations: platform.into(),
             tenant_migrations: tenants.into(),
             quota_store,
         };
-        if ok { ReadyResponse::Ready(Json(body)) } else { ReadyResponse::NotReady(Json(body)) }
+        if ok {
+            ReadyResponse::Ready(Json(body))
+        } else {
+            ReadyResponse::NotReady(Json(body))
+        }
     }
 }

@@ -95,7 +95,9 @@ pub struct CreateKeyRequest {
 
 impl Example for CreateKeyRequest {
     fn example() -> Self {
-        Self { name: "ci-pipeline".into() }
+        Self {
+            name: "ci-pipeline".into(),
+        }
     }
 }
 
@@ -128,7 +130,8 @@ fn key_from_row(row: &sqlx::postgres::PgRow, now: DateTime<Utc>) -> Result<ApiKe
     })
 }
 
-const KEY_COLUMNS: &str = "id, name, prefix, status, created_at, expires_at, last_used_at, revoked_at";
+const KEY_COLUMNS: &str =
+    "id, name, prefix, status, created_at, expires_at, last_used_at, revoked_at";
 
 #[OpenApi(tag = "ApiTags::Keys")]
 impl KeysApi {
@@ -141,11 +144,17 @@ impl KeysApi {
         ctx.require_manager()?;
         let now = self.state.clock.now();
         let mut tx = ctx.begin(&self.state.pool).await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id")))
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
+        )))
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(Json(rows.iter().map(|r| key_from_row(r, now)).collect::<Result<_, _>>()?))
+        Ok(Json(
+            rows.iter()
+                .map(|r| key_from_row(r, now))
+                .collect::<Result<_, _>>()?,
+        ))
     }
 
     /// Create an API key
@@ -153,16 +162,26 @@ impl KeysApi {
     /// Owner or admin only. The secret is in the response, once. While the tenant is on trial
     /// the key expires with the trial. The tier caps the number of active keys.
     #[oai(path = "/api/v1/keys", method = "post", operation_id = "createKey")]
-    async fn create(&self, auth: UserAuth, body: Json<CreateKeyRequest>) -> Result<KeyCreated, KeysError> {
+    async fn create(
+        &self,
+        auth: UserAuth,
+        body: Json<CreateKeyRequest>,
+    ) -> Result<KeyCreated, KeysError> {
         let ctx = auth.0;
         let (actor, _) = ctx.require_manager()?;
         let name = body.0.name.trim().to_string();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(ApiError::validation("name", "name must be 1 to 100 printable characters").into());
+            return Err(
+                ApiError::validation("name", "name must be 1 to 100 printable characters").into(),
+            );
         }
         let now = self.state.clock.now();
         let tenant = &ctx.tenant;
-        let expires_at = if tenant.tier.trial_days.is_some() { tenant.trial_ends_at } else { None };
+        let expires_at = if tenant.tier.trial_days.is_some() {
+            tenant.trial_ends_at
+        } else {
+            None
+        };
         let mut tx = ctx.begin(&self.state.pool).await?;
         // Serialise key creation per tenant so the cap holds under concurrency.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
@@ -212,21 +231,35 @@ impl KeysApi {
             .bind(tenant.id.as_uuid())
             .execute(&mut *tx)
             .await?;
-        audit(&mut tx, now, Some(actor), "api_key.created", &id.to_string(), serde_json::json!({"name": name})).await?;
+        audit(
+            &mut tx,
+            now,
+            Some(actor),
+            "api_key.created",
+            &id.to_string(),
+            serde_json::json!({"name": name}),
+        )
+        .await?;
         tx.commit().await?;
-        Ok(KeyCreated::Created(Json(NewApiKey::from_created(&CreatedKey {
-            id,
-            name,
-            key,
-            expires_at,
-            created_at: now,
-        }))))
+        Ok(KeyCreated::Created(Json(NewApiKey::from_created(
+            &CreatedKey {
+                id,
+                name,
+                key,
+                expires_at,
+                created_at: now,
+            },
+        ))))
     }
 
     /// Revoke an API key
     ///
     /// Owner or admin only. Takes effect on the next request. Revoking twice is harmless.
-    #[oai(path = "/api/v1/keys/:id", method = "delete", operation_id = "revokeKey")]
+    #[oai(
+        path = "/api/v1/keys/:id",
+        method = "delete",
+        operation_id = "revokeKey"
+    )]
     async fn revoke(
         &self,
         auth: UserAuth,
@@ -235,7 +268,8 @@ impl KeysApi {
     ) -> Result<Json<ApiKeyView>, KeysError> {
         let ctx = auth.0;
         let (actor, _) = ctx.require_manager()?;
-        let key_id = ApiKeyId::parse(&id.0).map_err(|e| ApiError::not_found(format!("no API key {:?}: {e}", id.0)))?;
+        let key_id = ApiKeyId::parse(&id.0)
+            .map_err(|e| ApiError::not_found(format!("no API key {:?}: {e}", id.0)))?;
         let now = self.state.clock.now();
         let mut tx = ctx.begin(&self.state.pool).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -246,7 +280,15 @@ impl KeysApi {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no API key {key_id} in this tenant")))?;
-        audit(&mut tx, now, Some(actor), "api_key.revoked", &key_id.to_string(), serde_json::json!({})).await?;
+        audit(
+            &mut tx,
+            now,
+            Some(actor),
+            "api_key.revoked",
+            &key_id.to_string(),
+            serde_json::json!({}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(Json(key_from_row(&row, now)?))
     }

@@ -44,11 +44,21 @@ pub type Apis = (
 pub fn service(state: Arc<AppState>, server_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
-            accounts::AccountsApi { state: state.clone() },
-            keys::KeysApi { state: state.clone() },
-            simulations::SimulationsApi { state: state.clone() },
-            usage::UsageApi { state: state.clone() },
-            admin::AdminApi { state: state.clone() },
+            accounts::AccountsApi {
+                state: state.clone(),
+            },
+            keys::KeysApi {
+                state: state.clone(),
+            },
+            simulations::SimulationsApi {
+                state: state.clone(),
+            },
+            usage::UsageApi {
+                state: state.clone(),
+            },
+            admin::AdminApi {
+                state: state.clone(),
+            },
             health::HealthApi { state },
         ),
         "Monte Carlo Portfolio Simulation API",

@@ -178,8 +178,18 @@ impl Example for SimulationRequest {
     fn example() -> Self {
         Self {
             assets: vec![
-                AssetInput { name: Some("Equities".into()), weight: 0.6, drift: Some(0.07), volatility: Some(0.16) },
-                AssetInput { name: Some("Bonds".into()), weight: 0.4, drift: Some(0.03), volatility: Some(0.06) },
+                AssetInput {
+                    name: Some("Equities".into()),
+                    weight: 0.6,
+                    drift: Some(0.07),
+                    volatility: Some(0.16),
+                },
+                AssetInput {
+                    name: Some("Bonds".into()),
+                    weight: 0.4,
+                    drift: Some(0.03),
+                    volatility: Some(0.06),
+                },
             ],
             correlation: Some(vec![vec![1.0, 0.2], vec![0.2, 1.0]]),
             initial_value: 100_000.0,
@@ -190,7 +200,11 @@ impl Example for SimulationRequest {
             model: None,
             rebalancing: RebalancingInput::Annually,
             rebalance_every_steps: None,
-            cash_flow: Some(CashFlowInput { amount: 500.0, frequency: CashFlowFrequencyInput::EveryStep, annual_growth: 0.02 }),
+            cash_flow: Some(CashFlowInput {
+                amount: 500.0,
+                frequency: CashFlowFrequencyInput::EveryStep,
+                annual_growth: 0.02,
+            }),
             antithetic: false,
             histogram_bins: 20,
         }
@@ -222,7 +236,17 @@ pub struct PercentilesView {
 
 impl From<&engine::Percentiles> for PercentilesView {
     fn from(p: &engine::Percentiles) -> Self {
-        Self { p1: p.p1, p5: p.p5, p10: p.p10, p25: p.p25, p50: p.p50, p75: p.p75, p90: p.p90, p95: p.p95, p99: p.p99 }
+        Self {
+            p1: p.p1,
+            p5: p.p5,
+            p10: p.p10,
+            p25: p.p25,
+            p50: p.p50,
+            p75: p.p75,
+            p90: p.p90,
+            p95: p.p95,
+            p99: p.p99,
+        }
     }
 }
 
@@ -318,7 +342,10 @@ impl From<&engine::SimulationResult> for SimulationResultView {
                 std_dev: r.terminal.std_dev,
                 std_error: r.terminal.std_error,
                 percentiles: (&r.terminal.percentiles).into(),
-                histogram: HistogramView { edges: r.terminal.histogram.edges.clone(), counts: r.terminal.histogram.counts.clone() },
+                histogram: HistogramView {
+                    edges: r.terminal.histogram.edges.clone(),
+                    counts: r.terminal.histogram.counts.clone(),
+                },
             },
             risk: RiskView {
                 probability_of_loss: r.risk.probability_of_loss,
@@ -332,7 +359,15 @@ impl From<&engine::SimulationResult> for SimulationResultView {
                 max_drawdown_p95: r.risk.max_drawdown_p95,
                 cagr: (&r.risk.cagr).into(),
             },
-            yearly: r.yearly.iter().map(|y| YearBandView { year: y.year, mean: y.mean, percentiles: (&y.percentiles).into() }).collect(),
+            yearly: r
+                .yearly
+                .iter()
+                .map(|y| YearBandView {
+                    year: y.year,
+                    mean: y.mean,
+                    percentiles: (&y.percentiles).into(),
+                })
+                .collect(),
         }
     }
 }
@@ -413,9 +448,23 @@ fn to_spec(req: &SimulationRequest, seed: u64) -> Result<engine::SimulationSpec,
     for (i, a) in req.assets.iter().enumerate() {
         let (drift, volatility) = if needs_moments {
             (
-                a.drift.ok_or_else(|| ApiError::validation(format!("assets[{i}].drift"), format!("assets[{i}].drift is required for the {:?} model", model_in.kind)))?,
+                a.drift.ok_or_else(|| {
+                    ApiError::validation(
+                        format!("assets[{i}].drift"),
+                        format!(
+                            "assets[{i}].drift is required for the {:?} model",
+                            model_in.kind
+                        ),
+                    )
+                })?,
                 a.volatility.ok_or_else(|| {
-                    ApiError::validation(format!("assets[{i}].volatility"), format!("assets[{i}].volatility is required for the {:?} model", model_in.kind))
+                    ApiError::validation(
+                        format!("assets[{i}].volatility"),
+                        format!(
+                            "assets[{i}].volatility is required for the {:?} model",
+                            model_in.kind
+                        ),
+                    )
                 })?,
             )
         } else {
@@ -423,44 +472,80 @@ fn to_spec(req: &SimulationRequest, seed: u64) -> Result<engine::SimulationSpec,
         };
         if let Some(name) = &a.name {
             if name.chars().count() > 100 {
-                return Err(ApiError::validation(format!("assets[{i}].name"), "asset names are at most 100 characters"));
+                return Err(ApiError::validation(
+                    format!("assets[{i}].name"),
+                    "asset names are at most 100 characters",
+                ));
             }
         }
-        assets.push(engine::Asset { weight: a.weight, drift, volatility });
+        assets.push(engine::Asset {
+            weight: a.weight,
+            drift,
+            volatility,
+        });
     }
     let correlation = req.correlation.clone().unwrap_or_else(|| {
-        (0..n).map(|i| (0..n).map(|j| if i == j { 1.0 } else { 0.0 }).collect()).collect()
+        (0..n)
+            .map(|i| (0..n).map(|j| if i == j { 1.0 } else { 0.0 }).collect())
+            .collect()
     });
     let model = match model_in.kind {
         ModelKind::Gbm => engine::ReturnModel::Gbm,
         ModelKind::StudentT => engine::ReturnModel::StudentT {
-            dof: model_in.dof.ok_or_else(|| ApiError::validation("model.dof", "model.dof (degrees of freedom, > 2) is required for student_t"))?,
+            dof: model_in.dof.ok_or_else(|| {
+                ApiError::validation(
+                    "model.dof",
+                    "model.dof (degrees of freedom, > 2) is required for student_t",
+                )
+            })?,
         },
         ModelKind::Bootstrap => {
             let block_length = model_in.block_length.unwrap_or(1) as usize;
             let returns = match (model_in.history, model_in.returns) {
                 (Some(_), Some(_)) => {
-                    return Err(ApiError::validation("model", "give either model.history or model.returns, not both"));
+                    return Err(ApiError::validation(
+                        "model",
+                        "give either model.history or model.returns, not both",
+                    ));
                 }
                 (None, None) => {
-                    return Err(ApiError::validation("model", "bootstrap needs model.history (e.g. shiller_us_monthly) or model.returns"));
+                    return Err(ApiError::validation(
+                        "model",
+                        "bootstrap needs model.history (e.g. shiller_us_monthly) or model.returns",
+                    ));
                 }
                 (Some(HistorySource::ShillerUsMonthly), None) => {
                     if req.steps_per_year != 12 {
-                        return Err(ApiError::validation("steps_per_year", "the shiller_us_monthly history is monthly: set steps_per_year to 12"));
+                        return Err(ApiError::validation(
+                            "steps_per_year",
+                            "the shiller_us_monthly history is monthly: set steps_per_year to 12",
+                        ));
                     }
                     if !(1..=2).contains(&n) {
-                        return Err(ApiError::validation("assets", "shiller_us_monthly has 2 series: give 1 asset (stocks) or 2 (stocks, bonds)"));
+                        return Err(ApiError::validation(
+                            "assets",
+                            "shiller_us_monthly has 2 series: give 1 asset (stocks) or 2 (stocks, bonds)",
+                        ));
                     }
-                    engine::history::shiller_monthly().returns_matrix().into_iter().map(|row| row[..n].to_vec()).collect()
+                    engine::history::shiller_monthly()
+                        .returns_matrix()
+                        .into_iter()
+                        .map(|row| row[..n].to_vec())
+                        .collect()
                 }
                 (None, Some(rows)) => rows,
             };
-            engine::ReturnModel::Bootstrap { returns, block_length }
+            engine::ReturnModel::Bootstrap {
+                returns,
+                block_length,
+            }
         }
     };
     if model_in.kind != ModelKind::StudentT && model_in.dof.is_some() {
-        return Err(ApiError::validation("model.dof", "model.dof applies only to the student_t model"));
+        return Err(ApiError::validation(
+            "model.dof",
+            "model.dof applies only to the student_t model",
+        ));
     }
     let rebalancing = match (req.rebalance_every_steps, req.rebalancing) {
         (Some(k), _) => engine::Rebalancing::EveryNSteps(k),
@@ -500,11 +585,19 @@ fn cheapest_tier_allowing(state: &AppState, ok: impl Fn(&crate::quota::Tier) -> 
         .tiers()
         .into_iter()
         .find(|t| ok(t))
-        .map_or_else(|| "no tier allows it".to_string(), |t| format!("the {} tier allows it", t.name))
+        .map_or_else(
+            || "no tier allows it".to_string(),
+            |t| format!("the {} tier allows it", t.name),
+        )
 }
 
 /// Tier size caps, checked before any work starts.
-fn check_size(state: &AppState, ctx: &TenantContext, sim: &engine::Simulation, paths: u64) -> Result<(), ApiError> {
+fn check_size(
+    state: &AppState,
+    ctx: &TenantContext,
+    sim: &engine::Simulation,
+    paths: u64,
+) -> Result<(), ApiError> {
     let tier = &ctx.tenant.tier;
     if paths > tier.max_paths {
         return Err(ApiError::limit(
@@ -549,8 +642,10 @@ fn view_from_row(row: &sqlx::postgres::PgRow) -> Result<SimulationView, ApiError
         id: SimulationId::from_uuid(row.try_get("id")?).to_string(),
         created_at: row.try_get("created_at")?,
         duration_ms: row.try_get("duration_ms")?,
-        request: SimulationRequest::parse_from_json(Some(request)).map_err(|e| ApiError::internal(e.into_message()))?,
-        result: SimulationResultView::parse_from_json(Some(result)).map_err(|e| ApiError::internal(e.into_message()))?,
+        request: SimulationRequest::parse_from_json(Some(request))
+            .map_err(|e| ApiError::internal(e.into_message()))?,
+        result: SimulationResultView::parse_from_json(Some(result))
+            .map_err(|e| ApiError::internal(e.into_message()))?,
     })
 }
 
@@ -562,8 +657,17 @@ impl SimulationsApi {
     /// Counts against the tenant's monthly simulation quota; the tier caps paths and
     /// paths × steps × assets. Responses carry `RateLimit-Policy`, `RateLimit` and
     /// `X-RateLimit-*` headers.
-    #[oai(path = "/api/v1/simulations", method = "post", operation_id = "createSimulation")]
-    async fn create(&self, req: &Request, caller: Caller, body: Json<SimulationRequest>) -> Result<SimulationCreated, CreateSimulationError> {
+    #[oai(
+        path = "/api/v1/simulations",
+        method = "post",
+        operation_id = "createSimulation"
+    )]
+    async fn create(
+        &self,
+        req: &Request,
+        caller: Caller,
+        body: Json<SimulationRequest>,
+    ) -> Result<SimulationCreated, CreateSimulationError> {
         let state = &self.state;
         let ctx = caller.0;
         let tenant = ctx.tenant.clone();
@@ -580,7 +684,8 @@ impl SimulationsApi {
         request.seed = Some(seed);
         let spec = to_spec(&request, seed)?;
         let limits = engine::Limits::default();
-        let sim = engine::Simulation::with_limits(spec, &limits).map_err(|e| ApiError::validation(e.field().to_string(), e.to_string()))?;
+        let sim = engine::Simulation::with_limits(spec, &limits)
+            .map_err(|e| ApiError::validation(e.field().to_string(), e.to_string()))?;
         check_size(state, &ctx, &sim, request.paths)?;
 
         let grant = state
@@ -605,12 +710,17 @@ impl SimulationsApi {
         .await?;
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         if let Some(s) = scope(req) {
-            s.set_units(i64::try_from(result.paths.saturating_mul(result.steps)).unwrap_or(i64::MAX));
+            s.set_units(
+                i64::try_from(result.paths.saturating_mul(result.steps)).unwrap_or(i64::MAX),
+            );
         }
         let view = SimulationResultView::from(&result);
         let id = SimulationId::new();
         let now = state.clock.now();
-        let (key, user) = (ctx.api_key().map(|k| k.as_uuid()), ctx.user().map(|(u, _)| u.as_uuid()));
+        let (key, user) = (
+            ctx.api_key().map(|k| k.as_uuid()),
+            ctx.user().map(|(u, _)| u.as_uuid()),
+        );
         let mut tx = ctx.begin(&state.pool).await?;
         sqlx::query(
             "INSERT INTO simulations (id, created_at, api_key_id, user_id, seed, paths, steps, duration_ms, request, result) \
@@ -629,13 +739,23 @@ impl SimulationsApi {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(SimulationCreated::Created(Json(SimulationView { id: id.to_string(), created_at: now, duration_ms, request, result: view })))
+        Ok(SimulationCreated::Created(Json(SimulationView {
+            id: id.to_string(),
+            created_at: now,
+            duration_ms,
+            request,
+            result: view,
+        })))
     }
 
     /// Get a simulation
     ///
     /// A stored simulation of this tenant. Another tenant's id answers 404.
-    #[oai(path = "/api/v1/simulations/:id", method = "get", operation_id = "getSimulation")]
+    #[oai(
+        path = "/api/v1/simulations/:id",
+        method = "get",
+        operation_id = "getSimulation"
+    )]
     async fn get(
         &self,
         caller: Caller,
@@ -643,14 +763,18 @@ impl SimulationsApi {
         id: Path<String>,
     ) -> Result<Json<SimulationView>, ReadSimulationError> {
         let ctx = caller.0;
-        let sim_id = SimulationId::parse(&id.0).map_err(|e| ApiError::not_found(format!("no simulation {:?}: {e}", id.0)))?;
+        let sim_id = SimulationId::parse(&id.0)
+            .map_err(|e| ApiError::not_found(format!("no simulation {:?}: {e}", id.0)))?;
         let mut tx = ctx.begin(&self.state.pool).await?;
-        let row = sqlx::query("SELECT id, created_at, duration_ms, request, result FROM simulations WHERE id = $1")
-            .bind(sim_id.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, created_at, duration_ms, request, result FROM simulations WHERE id = $1",
+        )
+        .bind(sim_id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
-        let row = row.ok_or_else(|| ApiError::not_found(format!("no simulation {sim_id} in this tenant")))?;
+        let row = row
+            .ok_or_else(|| ApiError::not_found(format!("no simulation {sim_id} in this tenant")))?;
         Ok(Json(view_from_row(&row)?))
     }
 
@@ -658,7 +782,11 @@ impl SimulationsApi {
     ///
     /// This tenant's simulations, newest first, `limit` per page (1–100, default 20); pass
     /// `next_cursor` back as `cursor` for the next page.
-    #[oai(path = "/api/v1/simulations", method = "get", operation_id = "listSimulations")]
+    #[oai(
+        path = "/api/v1/simulations",
+        method = "get",
+        operation_id = "listSimulations"
+    )]
     async fn list(
         &self,
         caller: Caller,
@@ -670,14 +798,20 @@ impl SimulationsApi {
     ) -> Result<Json<SimulationPage>, ReadSimulationError> {
         let ctx = caller.0;
         if !(1..=100).contains(&limit.0) {
-            return Err(ApiError::validation("limit", format!("limit must be 1 to 100, got {}", limit.0)).into());
+            return Err(ApiError::validation(
+                "limit",
+                format!("limit must be 1 to 100, got {}", limit.0),
+            )
+            .into());
         }
         let cursor = cursor
             .0
             .as_deref()
             .map(SimulationId::parse)
             .transpose()
-            .map_err(|e| ApiError::validation("cursor", format!("cursor is not a simulation id: {e}")))?;
+            .map_err(|e| {
+                ApiError::validation("cursor", format!("cursor is not a simulation id: {e}"))
+            })?;
         let mut tx = ctx.begin(&self.state.pool).await?;
         let rows = sqlx::query(
             "SELECT id, created_at, paths, steps, seed::text AS seed, \
@@ -699,12 +833,16 @@ impl SimulationsApi {
                 created_at: row.try_get("created_at")?,
                 paths: row.try_get::<i64, _>("paths")? as u64,
                 steps: row.try_get::<i64, _>("steps")? as u64,
-                seed: seed.parse().map_err(|_| ApiError::internal(format!("bad stored seed {seed}")))?,
+                seed: seed
+                    .parse()
+                    .map_err(|_| ApiError::internal(format!("bad stored seed {seed}")))?,
                 terminal_p50: row.try_get::<Option<f64>, _>("p50")?.unwrap_or(f64::NAN),
                 terminal_mean: row.try_get::<Option<f64>, _>("mean")?.unwrap_or(f64::NAN),
             });
         }
-        let next_cursor = (rows.len() > limit.0 as usize).then(|| items.last().map(|i| i.id.clone())).flatten();
+        let next_cursor = (rows.len() > limit.0 as usize)
+            .then(|| items.last().map(|i| i.id.clone()))
+            .flatten();
         Ok(Json(SimulationPage { items, next_cursor }))
     }
 }

@@ -106,7 +106,11 @@ impl UsageApi {
     ) -> Result<Json<UsageReport>, UsageError> {
         let ctx = caller.0;
         if !(1..=366).contains(&days.0) {
-            return Err(ApiError::validation("days", format!("days must be 1 to 366, got {}", days.0)).into());
+            return Err(ApiError::validation(
+                "days",
+                format!("days must be 1 to 366, got {}", days.0),
+            )
+            .into());
         }
         let since = self.state.clock.now() - chrono::Duration::days(i64::from(days.0));
         let mut tx = ctx.begin(&self.state.pool).await?;
@@ -130,7 +134,11 @@ impl UsageApi {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let period = self.state.quotas.period_usage(ctx.tenant.id.as_uuid(), &ctx.tenant.tier).await;
+        let period = self
+            .state
+            .quotas
+            .period_usage(ctx.tenant.id.as_uuid(), &ctx.tenant.tier)
+            .await;
         Ok(Json(UsageReport {
             period: PeriodView {
                 period: period.period,
@@ -158,7 +166,9 @@ impl UsageApi {
                 .iter()
                 .map(|r| {
                     Ok(KeyUsage {
-                        key_id: r.try_get::<Option<uuid::Uuid>, _>("api_key_id")?.map(|k| ApiKeyId::from_uuid(k).to_string()),
+                        key_id: r
+                            .try_get::<Option<uuid::Uuid>, _>("api_key_id")?
+                            .map(|k| ApiKeyId::from_uuid(k).to_string()),
                         prefix: r.try_get("prefix")?,
                         calls: r.try_get("calls")?,
                         simulations: r.try_get("sims")?,

@@ -104,7 +104,10 @@ mod tests {
         let a = ApiKeySecret::generate();
         let b = ApiKeySecret::generate();
         assert_ne!(a.secret.expose(), b.secret.expose());
-        assert_eq!(a.secret.expose().len(), KEY_PREFIX.len() + BODY_LEN + CHECK_LEN);
+        assert_eq!(
+            a.secret.expose().len(),
+            KEY_PREFIX.len() + BODY_LEN + CHECK_LEN
+        );
         assert_eq!(ApiKeySecret::parse(a.secret.expose()).unwrap(), a.secret);
         assert!(a.prefix.starts_with(KEY_PREFIX));
         assert!(!format!("{:?}", a.secret).contains(&a.secret.expose()[20..]));

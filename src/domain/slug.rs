@@ -4,7 +4,15 @@ use std::fmt;
 
 /// Names a slug may never take: they collide with hosts, routes or PostgreSQL's own schemas.
 pub const RESERVED_SLUGS: &[&str] = &[
-    "www", "api", "admin", "app", "docs", "static", "public", "platform", "information_schema",
+    "www",
+    "api",
+    "admin",
+    "app",
+    "docs",
+    "static",
+    "public",
+    "platform",
+    "information_schema",
 ];
 
 /// A validated tenant slug: `^[a-z][a-z0-9-]{2,39}$`, not reserved, not starting `pg_`.
@@ -123,9 +131,28 @@ mod tests {
     #[test]
     fn refuses_injection_case_and_reserved() {
         for s in [
-            "ac", "Acme", "acme\"; DROP SCHEMA platform; --", "acme;", "a'b", "1acme", "-acme",
-            "acme_corp", "www", "api", "admin", "app", "docs", "static", "public", "platform",
-            "pg_catalog", "pg_x", "information_schema", "ac me", "acmé", "",
+            "ac",
+            "Acme",
+            "acme\"; DROP SCHEMA platform; --",
+            "acme;",
+            "a'b",
+            "1acme",
+            "-acme",
+            "acme_corp",
+            "www",
+            "api",
+            "admin",
+            "app",
+            "docs",
+            "static",
+            "public",
+            "platform",
+            "pg_catalog",
+            "pg_x",
+            "information_schema",
+            "ac me",
+            "acmé",
+            "",
         ] {
             assert!(TenantSlug::parse(s).is_err(), "{s:?} should be refused");
         }

@@ -29,7 +29,9 @@ impl Email {
             && !domain.contains("..")
             && !domain.contains('@');
         if local.is_empty() || local.len() > 64 || !domain_ok {
-            return Err(format!("{s:?} is not an email address of the form name@example.com"));
+            return Err(format!(
+                "{s:?} is not an email address of the form name@example.com"
+            ));
         }
         Ok(Self(s))
     }
@@ -64,10 +66,16 @@ impl Password {
     pub fn parse(s: &str) -> Result<Self, String> {
         let n = s.chars().count();
         if n < Self::MIN_CHARS {
-            return Err(format!("password must be at least {} characters long", Self::MIN_CHARS));
+            return Err(format!(
+                "password must be at least {} characters long",
+                Self::MIN_CHARS
+            ));
         }
         if n > Self::MAX_CHARS {
-            return Err(format!("password must be at most {} characters long", Self::MAX_CHARS));
+            return Err(format!(
+                "password must be at most {} characters long",
+                Self::MAX_CHARS
+            ));
         }
         Ok(Self(s.to_string()))
     }
@@ -85,7 +93,9 @@ impl fmt::Debug for Password {
 }
 
 /// A user's role inside its tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum, serde::Serialize, serde::Deserialize,
+)]
 #[oai(rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -129,8 +139,19 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@.com"] {
+        assert_eq!(
+            Email::parse("  Ada@Example.COM ").unwrap().as_str(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "ada@.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -141,6 +162,9 @@ mod tests {
         assert!(Password::parse("12345678").is_ok());
         assert!(Password::parse(&"x".repeat(128)).is_ok());
         assert!(Password::parse(&"x".repeat(129)).is_err());
-        assert_eq!(format!("{:?}", Password::parse("secret-pass").unwrap()), "Password(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Password::parse("secret-pass").unwrap()),
+            "Password(<redacted>)"
+        );
     }
 }

@@ -1,134 +1,395 @@
-//! Placeholder until the quota module lands: the tier type only.
+//! Quotas and rate limits of the simulation API.
+//!
+//! | policy | what | scope | mechanism |
+//! |---|---|---|---|
+//! | `burst` | requests per API key (or JWT user) | per instance | governor keyed GCRA, one limiter per `(rate, burst)` ([`Quotas::check_burst`]) |
+//! | `monthly` | simulations per tenant per calendar month (UTC) | all instances | one atomic Redis Lua script, or one PostgreSQL upsert without Redis ([`QuotaStore`]) |
+//! | `concurrency` | simulations running at once per tenant | per instance | tokio semaphore; waits up to [`QuotaConfig::concurrency_wait`] |
+//! | `login` | login/signup attempts per IP and per account; lockout | per instance | governor GCRA + exponential lockout ([`LoginThrottle`]) |
+//!
+//! The tier is passed to every call (the caller's tenant cache supplies it), so a tier change
+//! applies to the next request. Periods come from the injected [`SharedClock`].
+//!
+//! Responses carry the headers of the IETF draft `draft-ietf-httpapi-ratelimit-headers-10`
+//! (`RateLimit-Policy`, `RateLimit`) plus legacy `X-RateLimit-*`; see [`rate_limit_headers`].
+//!
+//! Redis outages never fail a request: see [`RedisQuotaStore`] for the fallback
+//! (per-instance counters seeded from the last Redis totals, written back on recovery).
 
-/// A pricing tier's limits (row of `platform.tiers`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tier {
-    pub name: String,
-    pub display_name: String,
-    pub price_cents_per_month: i64,
-    pub monthly_simulations: Option<u64>,
-    pub max_paths: u64,
-    pub max_work: u64,
-    pub burst_per_second: u32,
-    pub burst_size: u32,
-    pub max_concurrent_simulations: u32,
-    pub max_api_keys: Option<u32>,
-    pub overage_cents_per_simulation: Option<i64>,
-    pub trial_days: Option<u32>,
-}
+mod burst;
+mod concurrency;
+mod headers;
+mod login;
+mod period;
+mod pg_store;
+mod redis_store;
+mod store;
+mod tier;
 
-impl Tier {
-    /// Loads every tier, ordered by `sort_order`.
-    pub async fn load_all(pool: &sqlx::PgPool) -> Result<Vec<Tier>, sqlx::Error> {
-        use sqlx::Row;
-        let rows = sqlx::query("SELECT * FROM platform.tiers ORDER BY sort_order").fetch_all(pool).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Tier {
-                name: r.get("name"),
-                display_name: r.get("display_name"),
-                price_cents_per_month: r.get("price_cents_per_month"),
-                monthly_simulations: r.get::<Option<i64>, _>("monthly_simulations").map(|v| v as u64),
-                max_paths: r.get::<i64, _>("max_paths") as u64,
-                max_work: r.get::<i64, _>("max_work") as u64,
-                burst_per_second: r.get::<i32, _>("burst_per_second") as u32,
-                burst_size: r.get::<i32, _>("burst_size") as u32,
-                max_concurrent_simulations: r.get::<i32, _>("max_concurrent_simulations") as u32,
-                max_api_keys: r.get::<Option<i32>, _>("max_api_keys").map(|v| v as u32),
-                overage_cents_per_simulation: r.get("overage_cents_per_simulation"),
-                trial_days: r.get::<Option<i32>, _>("trial_days").map(|v| v as u32),
-            })
-            .collect())
-    }
-}
+#[cfg(test)]
+mod tests;
 
-// ---- temporary surface matching the quota contract (replaced by the real module) ----
-/// Quota configuration.
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub use concurrency::SimulationSlot;
+pub use headers::{
+    POLICY_BURST, POLICY_CONCURRENCY, POLICY_LOGIN, POLICY_MONTHLY, RateLimitInfo, Rejection,
+    rate_limit_headers,
+};
+pub use login::{LoginPolicy, LoginThrottle};
+pub use period::Period;
+pub use pg_store::PgQuotaStore;
+pub use redis_store::{KEY_GRACE_SECS, RedisHealth, RedisQuotaStore, RedisTimeouts};
+pub use store::{ConsumeOutcome, Counts, LocalQuotaStore, QuotaStore, StoreError};
+pub use tier::Tier;
+
+use crate::clock::SharedClock;
+
+/// Configuration of [`Quotas`].
+#[derive(Debug, Clone)]
 pub struct QuotaConfig {
+    /// `REDIS_URL`; `None` keeps the monthly counters in PostgreSQL.
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key, e.g. `"mc:"` (tests use a unique one each).
     pub key_prefix: String,
-    pub concurrency_wait: std::time::Duration,
+    /// How long a simulation over the tenant's concurrency cap waits for a slot before 429.
+    pub concurrency_wait: Duration,
+    /// Redis timeouts and probe interval.
+    pub redis_timeouts: RedisTimeouts,
+    /// Login/signup throttle and lockout.
+    pub login: LoginPolicy,
 }
-/// A refused request.
-#[derive(Debug, Clone)]
-pub struct Rejection {
-    pub status: u16,
-    pub policy: String,
-    pub detail: String,
-    pub retry_after_secs: Option<u64>,
-    pub headers: Vec<(String, String)>,
-}
-/// Burst info.
-#[derive(Debug, Clone, Default)]
-pub struct RateLimitInfo;
-impl RateLimitInfo {
-    pub fn headers(&self) -> Vec<(String, String)> {
-        Vec::new()
+
+impl Default for QuotaConfig {
+    /// No Redis, prefix `mc:`, 2 s concurrency wait, default timeouts and login policy.
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            key_prefix: "mc:".to_owned(),
+            concurrency_wait: Duration::from_secs(2),
+            redis_timeouts: RedisTimeouts::default(),
+            login: LoginPolicy::default(),
+        }
     }
 }
-/// Monthly grant.
-#[derive(Debug, Clone, Default)]
+
+/// A simulation admitted by the monthly quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaGrant {
+    /// Admitted beyond the quota as metered overage (billed later).
     pub overage: bool,
+    /// The monthly policy's state for the headers; `None` for unlimited tiers (nothing to
+    /// advertise).
+    pub info: Option<RateLimitInfo>,
+    /// Counters after this simulation.
+    pub counts: Counts,
 }
+
 impl QuotaGrant {
-    pub fn headers(&self) -> Vec<(String, String)> {
-        Vec::new()
+    /// Headers for `POST /simulations`: the burst policy and, unless unlimited, the monthly one.
+    pub fn headers_with(&self, burst: &RateLimitInfo) -> Vec<(String, String)> {
+        match &self.info {
+            Some(m) => rate_limit_headers(&[burst, m]),
+            None => rate_limit_headers(&[burst]),
+        }
     }
 }
-/// Slot.
-pub struct SimulationSlot;
-/// Usage.
-#[derive(Debug, Clone)]
+
+/// Usage of a tenant in the current period.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeriodUsage {
+    /// `YYYY-MM` (UTC).
     pub period: String,
+    /// Simulations included per month; `None` = unlimited.
     pub quota: Option<u64>,
+    /// Simulations admitted this period, overage included.
     pub used: u64,
+    /// Simulations left within the quota; `None` = unlimited.
     pub remaining: Option<u64>,
+    /// Simulations admitted beyond the quota (metered overage).
     pub overage: u64,
-    pub resets_at: chrono::DateTime<chrono::Utc>,
+    /// When the quota resets: the first of next month, 00:00 UTC.
+    pub resets_at: DateTime<Utc>,
 }
-/// Health.
-#[derive(Debug, Clone)]
+
+/// Where the monthly counters live and whether that store is healthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QuotaHealth {
+    /// No `REDIS_URL`: counters in PostgreSQL (exact across instances).
     RedisNotConfigured,
+    /// Redis reachable: counters shared and exact across instances.
     RedisUp,
-    RedisDegraded { since: chrono::DateTime<chrono::Utc>, last_error: String },
+    /// Redis unreachable: monthly quotas enforced per instance since `since`.
+    RedisDegraded {
+        /// Start of the outage.
+        since: DateTime<Utc>,
+        /// Most recent error.
+        last_error: String,
+    },
 }
-/// Login throttle.
-pub struct LoginThrottle;
-impl LoginThrottle {
-    pub fn check(&self, _ip: &str, _account: &str) -> Result<(), Rejection> {
-        Ok(())
+
+impl QuotaHealth {
+    /// Whether limits are currently weaker than designed (Redis configured but unreachable).
+    pub fn is_degraded(&self) -> bool {
+        matches!(self, QuotaHealth::RedisDegraded { .. })
     }
-    pub fn record_failure(&self, _account: &str) {}
-    pub fn record_success(&self, _account: &str) {}
 }
-/// Quotas.
+
+/// Every limit of the service, shared by all requests (hold it in an `Arc`).
 pub struct Quotas {
+    cfg: QuotaConfig,
+    clock: SharedClock,
+    store: Arc<dyn QuotaStore>,
+    redis: Option<Arc<RedisQuotaStore>>,
+    burst: burst::BurstLimiters,
+    concurrency: concurrency::ConcurrencyLimiter,
     login: LoginThrottle,
-    clock: crate::clock::SharedClock,
+    tiers: RwLock<Vec<Tier>>,
 }
+
 impl Quotas {
-    pub async fn new(_cfg: QuotaConfig, _pool: sqlx::PgPool, clock: crate::clock::SharedClock) -> Self {
-        Self { login: LoginThrottle, clock }
+    /// Builds the limits. With `cfg.redis_url` the monthly counters live in Redis (connecting
+    /// waits at most `cfg.redis_timeouts.op_timeout`; an unreachable Redis only starts the
+    /// service degraded); without it in PostgreSQL (`platform.quota_counters`). The tier list is
+    /// loaded once for upgrade hints in rejection messages (a failure only drops the hints; see
+    /// [`Quotas::set_tiers`]).
+    pub async fn new(cfg: QuotaConfig, pool: PgPool, clock: SharedClock) -> Self {
+        let (store, redis): (Arc<dyn QuotaStore>, _) = match &cfg.redis_url {
+            Some(url) => {
+                let r = Arc::new(
+                    RedisQuotaStore::connect(
+                        url,
+                        cfg.key_prefix.clone(),
+                        cfg.redis_timeouts,
+                        clock.clone(),
+                    )
+                    .await,
+                );
+                (r.clone(), Some(r))
+            }
+            None => (Arc::new(PgQuotaStore::new(pool.clone())), None),
+        };
+        let tiers = Tier::load_all(&pool).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not load tiers for upgrade hints");
+            Vec::new()
+        });
+        Self {
+            login: LoginThrottle::new(cfg.login, clock.clone()),
+            cfg,
+            clock,
+            store,
+            redis,
+            burst: burst::BurstLimiters::default(),
+            concurrency: concurrency::ConcurrencyLimiter::default(),
+            tiers: RwLock::new(tiers),
+        }
     }
-    pub fn check_burst(&self, _principal: uuid::Uuid, _tier: &Tier) -> Result<RateLimitInfo, Rejection> {
-        Ok(RateLimitInfo)
+
+    /// Replaces the tier list used for upgrade hints (ordered cheapest first).
+    pub fn set_tiers(&self, tiers: Vec<Tier>) {
+        *self.tiers.write().unwrap_or_else(|e| e.into_inner()) = tiers;
     }
-    pub async fn consume_simulation(&self, _t: uuid::Uuid, _tier: &Tier, _o: bool) -> Result<QuotaGrant, Rejection> {
-        Ok(QuotaGrant::default())
+
+    /// The current quota period.
+    pub fn current_period(&self) -> Period {
+        Period::containing(self.clock.now())
     }
-    pub async fn acquire_simulation_slot(&self, _t: uuid::Uuid, _tier: &Tier) -> Result<SimulationSlot, Rejection> {
-        Ok(SimulationSlot)
+
+    /// Admits one request of `principal` (API key id, or user id for JWT callers) under the
+    /// tier's burst policy: GCRA with `burst_size` requests at once, refilled at
+    /// `burst_per_second`. Per instance, in memory, no I/O (about a microsecond).
+    ///
+    /// GCRA (generic cell rate algorithm) is a token bucket that stores one timestamp per key;
+    /// implemented by the `governor` crate (keyed limiter), explained in Brandur Leach's
+    /// "Rate Limiting, Cells, and GCRA". One limiter exists per `(burst_per_second, burst_size)`
+    /// pair, so a tier change applies on the next request (the key starts fresh in the new
+    /// tier's limiter). With N instances a key can get up to N × the burst.
+    ///
+    /// # Errors
+    /// A 429 [`Rejection`] (policy `"burst"`) with `Retry-After` rounded up to whole seconds.
+    pub fn check_burst(&self, principal: Uuid, tier: &Tier) -> Result<RateLimitInfo, Rejection> {
+        self.burst.check(principal, tier)
     }
-    pub async fn period_usage(&self, _t: uuid::Uuid, tier: &Tier) -> PeriodUsage {
-        PeriodUsage { period: String::new(), quota: tier.monthly_simulations, used: 0, remaining: tier.monthly_simulations, overage: 0, resets_at: self.clock.now() }
+
+    /// Counts one simulation against the tenant's monthly quota, atomically across instances.
+    /// Below the quota it is admitted; at or above it, admitted as overage when the tier has an
+    /// overage price and `overage_enabled`, refused otherwise. Unlimited tiers are counted too.
+    ///
+    /// # Errors
+    /// A 429 [`Rejection`] (policy `"monthly"`, `Retry-After` = seconds until the period resets)
+    /// when the quota is used up, or a 503 one when PostgreSQL (the store without Redis) fails.
+    /// A Redis failure is never an error (per-instance fallback).
+    pub async fn consume_simulation(
+        &self,
+        tenant_id: Uuid,
+        tier: &Tier,
+        overage_enabled: bool,
+    ) -> Result<QuotaGrant, Rejection> {
+        let now = self.clock.now();
+        let period = Period::containing(now);
+        let overage_allowed = overage_enabled && tier.allows_overage();
+        let outcome = self
+            .store
+            .consume(
+                tenant_id,
+                &period,
+                tier.monthly_simulations,
+                overage_allowed,
+            )
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        let info = tier
+            .monthly_simulations
+            .map(|q| monthly_info(q, outcome.counts.used, &period, now));
+        if outcome.admitted {
+            return Ok(QuotaGrant {
+                overage: outcome.overage,
+                info,
+                counts: outcome.counts,
+            });
+        }
+        let quota = tier.monthly_simulations.unwrap_or(0);
+        let retry = period.secs_until_reset(now).max(1);
+        let detail = format!(
+            "monthly simulation quota of {quota} for tier {} is used up; resets at {}{}",
+            tier.name,
+            period
+                .resets_at()
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
+            self.upgrade_hint(tier, overage_enabled)
+        );
+        Err(Rejection::new(
+            429,
+            POLICY_MONTHLY,
+            detail,
+            Some(retry),
+            info.as_ref(),
+        ))
     }
+
+    fn upgrade_hint(&self, tier: &Tier, overage_enabled: bool) -> String {
+        let tiers = self.tiers.read().unwrap_or_else(|e| e.into_inner());
+        let higher = tiers
+            .iter()
+            .skip_while(|t| t.name != tier.name)
+            .skip(1)
+            .find(|t| {
+                t.monthly_simulations
+                    .is_none_or(|m| tier.monthly_simulations.is_some_and(|c| m > c))
+            })
+            .map(|t| t.name.clone());
+        let overage = tier.allows_overage() && !overage_enabled;
+        match (higher, overage) {
+            (Some(h), true) => format!("; upgrade to {h} or enable overage"),
+            (Some(h), false) => format!("; upgrade to {h}"),
+            (None, true) => "; enable overage".to_owned(),
+            (None, false) => String::new(),
+        }
+    }
+
+    /// Takes one of the tenant's `max_concurrent_simulations` slots (per instance), waiting up
+    /// to [`QuotaConfig::concurrency_wait`] for one to free up. Hold the returned slot while the
+    /// simulation runs.
+    ///
+    /// # Errors
+    /// A 429 [`Rejection`] (policy `"concurrency"`) when no slot freed within the wait.
+    pub async fn acquire_simulation_slot(
+        &self,
+        tenant_id: Uuid,
+        tier: &Tier,
+    ) -> Result<SimulationSlot, Rejection> {
+        self.concurrency
+            .acquire(tenant_id, tier, self.cfg.concurrency_wait)
+            .await
+    }
+
+    /// Free simulation slots of a tenant on this instance (`None` before its first simulation).
+    pub fn available_simulation_slots(&self, tenant_id: Uuid) -> Option<usize> {
+        self.concurrency.available(tenant_id)
+    }
+
+    /// The tenant's usage in the current period. If the store fails (PostgreSQL down) the
+    /// error is logged and zero usage is reported; use [`Quotas::try_period_usage`] to see it.
+    pub async fn period_usage(&self, tenant_id: Uuid, tier: &Tier) -> PeriodUsage {
+        match self.try_period_usage(tenant_id, tier).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(error = ?e, %tenant_id, "could not read quota usage");
+                usage_from(&self.current_period(), tier, Counts::default())
+            }
+        }
+    }
+
+    /// The tenant's usage in the current period.
+    ///
+    /// # Errors
+    /// [`StoreError`] when PostgreSQL (the store without Redis) fails; Redis failures fall back
+    /// to this instance's view.
+    pub async fn try_period_usage(
+        &self,
+        tenant_id: Uuid,
+        tier: &Tier,
+    ) -> Result<PeriodUsage, StoreError> {
+        let period = self.current_period();
+        let counts = self.store.usage(tenant_id, &period).await?;
+        Ok(usage_from(&period, tier, counts))
+    }
+
+    /// The login and signup throttle.
     pub fn login_throttle(&self) -> &LoginThrottle {
         &self.login
     }
+
+    /// Where the monthly counters live and whether it is healthy. While Redis is degraded this
+    /// probes it (at most once per retry interval), so readiness checks see recovery.
     pub async fn health(&self) -> QuotaHealth {
-        QuotaHealth::RedisNotConfigured
+        match &self.redis {
+            None => QuotaHealth::RedisNotConfigured,
+            Some(r) => match r.health().await {
+                RedisHealth::Up => QuotaHealth::RedisUp,
+                RedisHealth::Degraded { since, last_error } => {
+                    QuotaHealth::RedisDegraded { since, last_error }
+                }
+            },
+        }
     }
+}
+
+fn monthly_info(quota: u64, used: u64, period: &Period, now: DateTime<Utc>) -> RateLimitInfo {
+    RateLimitInfo {
+        policy: POLICY_MONTHLY.to_owned(),
+        quota,
+        window_secs: period.length_secs(),
+        remaining: quota.saturating_sub(used),
+        reset_secs: period.secs_until_reset(now),
+    }
+}
+
+fn usage_from(period: &Period, tier: &Tier, counts: Counts) -> PeriodUsage {
+    PeriodUsage {
+        period: period.key().to_owned(),
+        quota: tier.monthly_simulations,
+        used: counts.used,
+        remaining: tier
+            .monthly_simulations
+            .map(|q| q.saturating_sub(counts.used)),
+        overage: counts.overage,
+        resets_at: period.resets_at(),
+    }
+}
+
+fn store_unavailable(e: &StoreError) -> Rejection {
+    tracing::error!(error = ?e, "monthly quota store failed");
+    Rejection::new(
+        503,
+        POLICY_MONTHLY,
+        "the monthly quota could not be checked; retry shortly".to_owned(),
+        Some(1),
+        None,
+    )
 }

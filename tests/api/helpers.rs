@@ -1,0 +1,296 @@
+//! `spawn_app()`: the real application on port 0 against a fresh database.
+
+use chrono::{Duration, TimeZone, Utc};
+use montecarlo_platform::clock::ManualClock;
+use montecarlo_platform::config::{FailPoints, Settings};
+use montecarlo_platform::startup::Application;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdefghij";
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdefghijklmnop";
+
+#[allow(dead_code)]
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub database_url: String,
+    pub app_state: Arc<montecarlo_platform::state::AppState>,
+}
+
+#[derive(Default, Clone)]
+pub struct Options {
+    pub max_connections: Option<u32>,
+    pub fail_points: FailPoints,
+    pub redis_url: Option<String>,
+    pub database_url: Option<String>,
+}
+
+fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            montecarlo_platform::telemetry::init(montecarlo_platform::config::LogFormat::Text);
+        }
+    });
+}
+
+pub fn fresh_database_url() -> String {
+    let base = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    format!("{base}/test_{}", uuid::Uuid::new_v4().simple())
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(opts: Options) -> TestApp {
+    init_logs();
+    let database_url = opts.database_url.clone().unwrap_or_else(fresh_database_url);
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let max = opts.max_connections.map(|m| m.to_string());
+    let redis = opts.redis_url.clone();
+    let url = database_url.clone();
+    let mut settings = Settings::from_lookup(|k| match k {
+        "DATABASE_URL" => Some(url.clone()),
+        "BIND_ADDRESS" => Some("127.0.0.1:0".into()),
+        "BASE_DOMAIN" => Some("mc.test".into()),
+        "JWT_SECRET" => Some(JWT_SECRET.into()),
+        "ADMIN_TOKEN" => Some(ADMIN_TOKEN.into()),
+        "REDIS_KEY_PREFIX" => Some(prefix.clone()),
+        "REDIS_URL" => redis.clone(),
+        "DATABASE_MAX_CONNECTIONS" => max.clone(),
+        "SIMULATION_QUEUE_WAIT_MS" => Some("300".into()),
+        _ => None,
+    })
+    .expect("test settings");
+    settings.fail_points = opts.fail_points;
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 10, 12, 0, 0).unwrap(),
+    ));
+    let app = Application::build_with_clock(settings, clock.clone())
+        .await
+        .expect("application builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let app_state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        base,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        clock,
+        database_url,
+        app_state,
+    }
+}
+
+/// A signed-up tenant.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub slug: String,
+    pub token: String,
+    pub keys: Vec<String>,
+    pub key_ids: Vec<String>,
+    pub body: Value,
+}
+
+#[allow(dead_code)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub content_type: String,
+}
+
+impl Resp {
+    /// Asserts an RFC 9457 problem with this status and returns its detail.
+    #[track_caller]
+    pub fn problem(&self, status: u16) -> String {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        assert!(
+            self.content_type.starts_with("application/problem+json"),
+            "content-type {} for {}",
+            self.content_type,
+            self.body
+        );
+        assert_eq!(self.body["status"], json!(status), "{}", self.body);
+        assert!(self.body["title"].is_string(), "{}", self.body);
+        assert!(self.body["type"].is_string(), "{}", self.body);
+        let detail = self.body["detail"].as_str().expect("detail").to_string();
+        assert!(detail.len() > 10, "detail too vague: {detail:?}");
+        detail
+    }
+
+    #[track_caller]
+    pub fn ok(&self, status: u16) -> &Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        &self.body
+    }
+}
+
+pub fn simulation_body() -> Value {
+    json!({
+        "assets": [
+            {"name": "Equities", "weight": 0.6, "drift": 0.07, "volatility": 0.16},
+            {"name": "Bonds", "weight": 0.4, "drift": 0.03, "volatility": 0.06}
+        ],
+        "correlation": [[1.0, 0.2], [0.2, 1.0]],
+        "initial_value": 100000.0,
+        "horizon_years": 5,
+        "steps_per_year": 12,
+        "paths": 2000,
+        "seed": 7
+    })
+}
+
+impl TestApp {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let bytes = resp.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        Resp {
+            status,
+            headers,
+            body,
+            content_type,
+        }
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        self.request(Method::GET, path, headers, None).await
+    }
+
+    pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: Value) -> Resp {
+        self.request(Method::POST, path, headers, Some(body)).await
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Resp {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .body(body.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let bytes = resp.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        Resp {
+            status,
+            headers,
+            body,
+            content_type,
+        }
+    }
+
+    pub async fn signup(&self, slug: &str) -> Tenant {
+        let resp = self
+            .post(
+                "/api/v1/signup",
+                &[],
+                json!({
+                    "organisation_name": format!("{slug} Org"),
+                    "slug": slug,
+                    "full_name": "Owner Person",
+                    "email": format!("owner@{slug}.example"),
+                    "password": "correct horse battery"
+                }),
+            )
+            .await;
+        let body = resp.ok(201).clone();
+        Tenant {
+            slug: slug.to_string(),
+            token: body["access_token"].as_str().unwrap().to_string(),
+            keys: body["api_keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["secret"].as_str().unwrap().to_string())
+                .collect(),
+            key_ids: body["api_keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["id"].as_str().unwrap().to_string())
+                .collect(),
+            body,
+        }
+    }
+
+    pub async fn admin_patch(&self, slug: &str, patch: Value) -> Resp {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        self.request(
+            Method::PATCH,
+            &format!("/api/v1/admin/tenants/{slug}"),
+            &[("authorization", &auth)],
+            Some(patch),
+        )
+        .await
+    }
+
+    pub async fn pg(&self) -> sqlx::PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&self.database_url)
+            .await
+            .unwrap()
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}

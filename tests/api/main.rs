@@ -1,0 +1,12 @@
+//! Black-box tests over HTTP against real PostgreSQL (and Redis where quotas need it).
+//! One binary; every test gets its own database, so tests run in parallel.
+
+mod helpers;
+
+mod accounts;
+mod isolation;
+mod keys;
+mod openapi;
+mod problems;
+mod provisioning;
+mod simulations;
