@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Benchmark of the mc-engine crate against a NumPy reference and the RNG floor.
+#
+#   bash bench/run.sh            # all cases, RAYON_NUM_THREADS=1 and 2
+#   CASES="a b" bash bench/run.sh
+#
+# Each (case, mode, threads) runs in its own process so the reported peak RSS
+# (VmHWM / ru_maxrss) is that case's own. NumPy is pinned to one thread
+# (BLAS threads = 1) so "per core" ratios are honest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-engine}"
+CASES="${CASES:-a b c}"
+
+python3 -c 'import numpy' 2>/dev/null || python3 -m pip install --quiet numpy
+cargo build --quiet --release -p mc-engine --example bench
+BIN="$CARGO_TARGET_DIR/release/examples/bench"
+
+OUT="$(mktemp)"
+for c in $CASES; do
+  for t in 1 2; do
+    RAYON_NUM_THREADS=$t "$BIN" "$c" floor  >>"$OUT"
+    RAYON_NUM_THREADS=$t "$BIN" "$c" engine >>"$OUT"
+  done
+  OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python3 bench/numpy_reference.py "$c" >>"$OUT"
+done
+
+python3 - "$OUT" <<'PY'
+import sys
+rows = []
+for line in open(sys.argv[1]):
+    d = dict(kv.split("=", 1) for kv in line.split())
+    rows.append(d)
+def get(case, mode, threads=None):
+    for r in rows:
+        if r["case"] == case and r["mode"] == mode and (threads is None or r["threads"] == threads):
+            return r
+print(f"{'case':4} {'thr':>3} {'engine s':>10} {'ns/asset-step':>13} {'peak MB':>8} "
+      f"{'floor s':>9} {'eng/floor':>9} {'numpy s(1 thr)':>14} {'numpy/eng':>9} {'numpy/(eng*thr)':>15}")
+for case in sorted({r["case"] for r in rows}):
+    npy = get(case, "numpy")
+    for t in ("1", "2"):
+        e, f = get(case, "engine", t), get(case, "floor", t)
+        if not e:
+            continue
+        es, fs, ns = float(e["seconds"]), float(f["seconds"]), float(npy["seconds"])
+        print(f"{case:4} {t:>3} {es:>10.4f} {float(e['ns_per_asset_step']):>13.2f} "
+              f"{float(e['peak_rss_mb']):>8.1f} {fs:>9.4f} {es / fs:>9.2f} {ns:>14.4f} "
+              f"{ns / es:>9.2f} {ns / (es * int(t)):>15.2f}")
+    print(f"{case:4} numpy: {float(npy['ns_per_asset_step']):.2f} ns/asset-step, peak {float(npy['peak_rss_mb']):.1f} MB")
+PY
+rm -f "$OUT"
