@@ -11,7 +11,7 @@
 //! instances gets up to N × the rate; lockout state is also per instance.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,7 +66,7 @@ struct AccountState {
 /// [`record_success`](Self::record_success).
 pub struct LoginThrottle {
     policy: LoginPolicy,
-    per_ip: Keyed<IpAddr>,
+    per_ip: Keyed<String>,
     per_account: Keyed<String>,
     accounts: Mutex<HashMap<String, AccountState>>,
     clock: SharedClock,
@@ -75,6 +75,22 @@ pub struct LoginThrottle {
 
 fn normalize(account: &str) -> String {
     account.trim().to_lowercase()
+}
+
+/// Throttle key of a client address: IPv4 as is, IPv6 by its /64 network (one host usually
+/// holds a whole /64), anything unparsable as given.
+fn ip_key(ip: &str) -> String {
+    match ip.trim().parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let net = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", Ipv6Addr::from(net))
+            }
+        },
+        Err(_) => ip.trim().to_owned(),
+    }
 }
 
 impl LoginThrottle {
@@ -92,13 +108,14 @@ impl LoginThrottle {
         }
     }
 
-    /// Admits one login or signup attempt from `ip` for `account` (e-mail or user name; compared
-    /// trimmed and case-insensitively), consuming one unit of both per-minute throttles.
+    /// Admits one login or signup attempt from client address `ip` (IPv4 or IPv6 text; IPv6 is
+    /// throttled per /64) for `account` (e-mail or user name; compared trimmed and
+    /// case-insensitively), consuming one unit of both per-minute throttles.
     ///
     /// # Errors
     /// A 429 [`Rejection`] with policy `"login"` and `Retry-After` when the account is locked or
     /// either throttle is exhausted.
-    pub fn check(&self, ip: IpAddr, account: &str) -> Result<(), Rejection> {
+    pub fn check(&self, ip: &str, account: &str) -> Result<(), Rejection> {
         if self.calls.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
             self.sweep();
         }
@@ -122,7 +139,7 @@ impl LoginThrottle {
                 secs,
             ));
         }
-        if let Err(nu) = self.per_ip.check_key(&ip) {
+        if let Err(nu) = self.per_ip.check_key(&ip_key(ip)) {
             let secs = ceil_secs(nu.wait_time_from(self.per_ip.clock().now()));
             return Err(reject(
                 format!(
@@ -204,4 +221,17 @@ impl LoginThrottle {
 
 fn reject(detail: String, secs: u64) -> Rejection {
     Rejection::new(429, POLICY_LOGIN, detail, Some(secs), None)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ip_keys() {
+        use super::ip_key;
+        assert_eq!(ip_key("10.0.0.1"), "10.0.0.1");
+        assert_eq!(ip_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(ip_key("2001:db8:1:2:ffff::1"), "2001:db8:1:2::/64");
+        assert_eq!(ip_key("::ffff:10.0.0.1"), "10.0.0.1");
+        assert_eq!(ip_key(" unknown "), "unknown");
+    }
 }

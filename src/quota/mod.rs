@@ -57,25 +57,29 @@ pub struct QuotaConfig {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key, e.g. `"mc:"` (tests use a unique one each).
     pub key_prefix: String,
-    /// How long a simulation over the tenant's concurrency cap waits for a slot before 429.
+    /// How long a simulation over the tenant's concurrency cap waits for a slot before 429
+    /// (`Duration::ZERO`: refuse at once).
     pub concurrency_wait: Duration,
-    /// Redis timeouts and probe interval.
-    pub redis_timeouts: RedisTimeouts,
-    /// Login/signup throttle and lockout.
-    pub login: LoginPolicy,
 }
 
 impl Default for QuotaConfig {
-    /// No Redis, prefix `mc:`, 2 s concurrency wait, default timeouts and login policy.
+    /// No Redis, prefix `mc:`, 2 s concurrency wait.
     fn default() -> Self {
         Self {
             redis_url: None,
             key_prefix: "mc:".to_owned(),
             concurrency_wait: Duration::from_secs(2),
-            redis_timeouts: RedisTimeouts::default(),
-            login: LoginPolicy::default(),
         }
     }
+}
+
+/// Less common tunables of [`Quotas`] (see [`Quotas::with_options`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QuotaOptions {
+    /// Redis timeouts and probe interval.
+    pub redis_timeouts: RedisTimeouts,
+    /// Login/signup throttle and lockout.
+    pub login: LoginPolicy,
 }
 
 /// A simulation admitted by the monthly quota.
@@ -91,6 +95,14 @@ pub struct QuotaGrant {
 }
 
 impl QuotaGrant {
+    /// Headers of the monthly policy alone (none for unlimited tiers).
+    pub fn headers(&self) -> Vec<(String, String)> {
+        self.info
+            .as_ref()
+            .map(RateLimitInfo::headers)
+            .unwrap_or_default()
+    }
+
     /// Headers for `POST /simulations`: the burst policy and, unless unlimited, the monthly one.
     pub fn headers_with(&self, burst: &RateLimitInfo) -> Vec<(String, String)> {
         match &self.info {
@@ -149,23 +161,35 @@ pub struct Quotas {
     burst: burst::BurstLimiters,
     concurrency: concurrency::ConcurrencyLimiter,
     login: LoginThrottle,
-    tiers: RwLock<Vec<Tier>>,
+    tiers: Arc<RwLock<Vec<Tier>>>,
+    pool: PgPool,
 }
 
 impl Quotas {
-    /// Builds the limits. With `cfg.redis_url` the monthly counters live in Redis (connecting
-    /// waits at most `cfg.redis_timeouts.op_timeout`; an unreachable Redis only starts the
-    /// service degraded); without it in PostgreSQL (`platform.quota_counters`). The tier list is
-    /// loaded once for upgrade hints in rejection messages (a failure only drops the hints; see
-    /// [`Quotas::set_tiers`]).
+    /// Builds the limits with default [`QuotaOptions`]. With `cfg.redis_url` the monthly
+    /// counters live in Redis (connecting waits at most 250 ms; an unreachable Redis only starts
+    /// the service degraded); without it in PostgreSQL (`platform.quota_counters`).
+    ///
+    /// The tier list used for upgrade hints in rejection messages is loaded in the background
+    /// (never blocks; a failure only drops the hints); see [`Quotas::refresh_tiers`].
     pub async fn new(cfg: QuotaConfig, pool: PgPool, clock: SharedClock) -> Self {
+        Self::with_options(cfg, QuotaOptions::default(), pool, clock).await
+    }
+
+    /// [`Quotas::new`] with explicit timeouts and login policy.
+    pub async fn with_options(
+        cfg: QuotaConfig,
+        opts: QuotaOptions,
+        pool: PgPool,
+        clock: SharedClock,
+    ) -> Self {
         let (store, redis): (Arc<dyn QuotaStore>, _) = match &cfg.redis_url {
             Some(url) => {
                 let r = Arc::new(
                     RedisQuotaStore::connect(
                         url,
                         cfg.key_prefix.clone(),
-                        cfg.redis_timeouts,
+                        opts.redis_timeouts,
                         clock.clone(),
                     )
                     .await,
@@ -174,20 +198,44 @@ impl Quotas {
             }
             None => (Arc::new(PgQuotaStore::new(pool.clone())), None),
         };
-        let tiers = Tier::load_all(&pool).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "could not load tiers for upgrade hints");
-            Vec::new()
-        });
+        let tiers = Arc::new(RwLock::new(Vec::new()));
+        {
+            let (tiers, pool) = (Arc::downgrade(&tiers), pool.clone());
+            tokio::spawn(async move {
+                match Tier::load_all(&pool).await {
+                    Ok(list) => {
+                        if let Some(t) = tiers.upgrade() {
+                            let mut t = t.write().unwrap_or_else(|e| e.into_inner());
+                            if t.is_empty() {
+                                *t = list;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not load tiers for upgrade hints"),
+                }
+            });
+        }
         Self {
-            login: LoginThrottle::new(cfg.login, clock.clone()),
+            login: LoginThrottle::new(opts.login, clock.clone()),
             cfg,
             clock,
             store,
             redis,
             burst: burst::BurstLimiters::default(),
             concurrency: concurrency::ConcurrencyLimiter::default(),
-            tiers: RwLock::new(tiers),
+            tiers,
+            pool,
         }
+    }
+
+    /// Reloads the tier list used for upgrade hints from `platform.tiers`.
+    ///
+    /// # Errors
+    /// The database error; the previous list is kept.
+    pub async fn refresh_tiers(&self) -> Result<(), sqlx::Error> {
+        let list = Tier::load_all(&self.pool).await?;
+        self.set_tiers(list);
+        Ok(())
     }
 
     /// Replaces the tier list used for upgrade hints (ordered cheapest first).

@@ -1,7 +1,7 @@
 //! Mechanism tests against real PostgreSQL (a fresh database per test) and Redis (a unique key
 //! prefix per test, or a private `redis-server` for the outage test).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -110,13 +110,22 @@ fn config(redis_url: Option<&str>) -> QuotaConfig {
         redis_url: redis_url.map(str::to_owned),
         key_prefix: prefix(),
         concurrency_wait: Duration::from_millis(300),
+    }
+}
+
+/// Builds `Quotas` the way a test instance needs it: fast Redis re-probing, tiers loaded.
+async fn quotas(cfg: QuotaConfig, pool: &PgPool, clock: SharedClock) -> Quotas {
+    let opts = QuotaOptions {
         redis_timeouts: RedisTimeouts {
             op_timeout: Duration::from_millis(250),
             retry_interval: Duration::from_millis(200),
             log_interval: Duration::from_secs(60),
         },
         login: LoginPolicy::default(),
-    }
+    };
+    let q = Quotas::with_options(cfg, opts, pool.clone(), clock).await;
+    q.refresh_tiers().await.expect("tiers load");
+    q
 }
 
 fn system_clock() -> SharedClock {
@@ -149,8 +158,8 @@ async fn exactness(redis_url: Option<&str>) {
     let db = TestDb::new().await;
     let tenant = db.tenant("starter").await;
     let cfg = config(redis_url);
-    let a = Arc::new(Quotas::new(cfg.clone(), db.pool.clone(), system_clock()).await);
-    let b = Arc::new(Quotas::new(cfg, db.pool.clone(), system_clock()).await);
+    let a = Arc::new(quotas(cfg.clone(), &db.pool, system_clock()).await);
+    let b = Arc::new(quotas(cfg, &db.pool, system_clock()).await);
     let expected_health = if redis_url.is_some() {
         QuotaHealth::RedisUp
     } else {
@@ -227,7 +236,7 @@ async fn exact_across_instances_with_postgres() {
 
 async fn overage(redis_url: Option<&str>) {
     let db = TestDb::new().await;
-    let q = Quotas::new(config(redis_url), db.pool.clone(), system_clock()).await;
+    let q = quotas(config(redis_url), &db.pool, system_clock()).await;
     let paid = tier("starter", Some(3), Some(5));
 
     // Paid tier with overage enabled: admitted beyond the quota and counted.
@@ -296,7 +305,7 @@ async fn period_resets_on_the_first_of_next_month() {
     let db = TestDb::new().await;
     let clock = Arc::new(ManualClock::new(Utc::now()));
     for url in [None, Some(SHARED_REDIS)] {
-        let q = Quotas::new(config(url), db.pool.clone(), clock.clone()).await;
+        let q = quotas(config(url), &db.pool, clock.clone()).await;
         let t = tier("starter", Some(1), None);
         let tenant = db.tenant("starter").await;
         let before = q.period_usage(tenant, &t).await;
@@ -316,7 +325,7 @@ async fn period_resets_on_the_first_of_next_month() {
 #[tokio::test]
 async fn burst_admits_burst_size_then_429_until_retry_after() {
     let db = TestDb::new().await;
-    let q = Quotas::new(config(None), db.pool.clone(), system_clock()).await;
+    let q = quotas(config(None), &db.pool, system_clock()).await;
     let mut t = tier("trial", Some(100), None);
     t.burst_per_second = 2;
     t.burst_size = 3;
@@ -463,7 +472,7 @@ async fn redis_outage_falls_back_locally_and_recovers() {
         tenant,
         Utc::now().format("%Y-%m")
     );
-    let q = Quotas::new(cfg, db.pool.clone(), system_clock()).await;
+    let q = quotas(cfg, &db.pool, system_clock()).await;
     assert_eq!(q.health().await, QuotaHealth::RedisUp);
     let t = tier("starter", Some(10), None);
     for _ in 0..4 {
@@ -521,9 +530,9 @@ async fn starts_degraded_when_redis_is_down() {
     let tenant = db.tenant("starter").await;
     let port = RedisProc::free_port();
     let started = Instant::now();
-    let q = Quotas::new(
+    let q = quotas(
         config(Some(&format!("redis://127.0.0.1:{port}"))),
-        db.pool.clone(),
+        &db.pool,
         system_clock(),
     )
     .await;
@@ -537,16 +546,50 @@ async fn starts_degraded_when_redis_is_down() {
     bounded_consume(&q, tenant, &t).await.unwrap();
     assert!(bounded_consume(&q, tenant, &t).await.is_err());
     // Invalid URL: also degraded, never a panic.
-    let q2 = Quotas::new(config(Some("not a url")), db.pool.clone(), system_clock()).await;
+    let q2 = quotas(config(Some("not a url")), &db.pool, system_clock()).await;
     assert!(q2.health().await.is_degraded());
     bounded_consume(&q2, tenant, &t).await.unwrap();
     db.drop_db().await;
 }
 
 #[tokio::test]
+async fn new_never_waits_for_an_unreachable_database() {
+    let pool = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_lazy("postgres://postgres@127.0.0.1:1/none")
+        .unwrap();
+    let started = Instant::now();
+    let q = Quotas::new(QuotaConfig::default(), pool, system_clock()).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(q.health().await, QuotaHealth::RedisNotConfigured);
+    assert!(
+        q.check_burst(Uuid::new_v4(), &tier("t", Some(1), None))
+            .is_ok()
+    );
+    // The PostgreSQL store failing: a 503 naming the policy, never a panic.
+    let pool = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(300))
+        .connect_lazy("postgres://postgres@127.0.0.1:1/none")
+        .unwrap();
+    let q = Quotas::new(QuotaConfig::default(), pool, system_clock()).await;
+    let r = q
+        .consume_simulation(Uuid::new_v4(), &tier("t", Some(1), None), false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (r.status, r.policy.as_str(), r.retry_after_secs),
+        (503, "monthly", Some(1))
+    );
+}
+
+#[tokio::test]
 async fn concurrency_cap_waits_then_rejects_and_release_admits() {
     let db = TestDb::new().await;
-    let q = Arc::new(Quotas::new(config(None), db.pool.clone(), system_clock()).await);
+    let q = Arc::new(quotas(config(None), &db.pool, system_clock()).await);
     let t = tier("starter", Some(100), None); // max_concurrent_simulations = 2
     let tenant = Uuid::new_v4();
     let s1 = q.acquire_simulation_slot(tenant, &t).await.unwrap();
@@ -588,26 +631,26 @@ async fn concurrency_cap_waits_then_rejects_and_release_admits() {
     db.drop_db().await;
 }
 
-fn ip(n: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, 0, 0, n))
+fn ip(n: u8) -> String {
+    Ipv4Addr::new(10, 0, 0, n).to_string()
 }
 
 #[test]
 fn login_throttled_per_ip_and_per_account() {
     let lt = LoginThrottle::new(LoginPolicy::default(), system_clock());
     for i in 0..5 {
-        lt.check(ip(1), &format!("user{i}@example.com")).unwrap();
+        lt.check(&ip(1), &format!("user{i}@example.com")).unwrap();
     }
-    let r = lt.check(ip(1), "someone@example.com").unwrap_err();
+    let r = lt.check(&ip(1), "someone@example.com").unwrap_err();
     assert_eq!((r.status, r.policy.as_str()), (429, "login"));
     assert!(r.detail.contains("from this address"), "{}", r.detail);
     assert_eq!(r.retry_after_secs, Some(12), "5 per minute: one every 12 s");
     assert_eq!(header(&r.headers, "Retry-After"), Some("12"));
 
     for i in 10..15 {
-        lt.check(ip(i), " Alice@Example.com").unwrap();
+        lt.check(&ip(i), " Alice@Example.com").unwrap();
     }
-    let r = lt.check(ip(20), "alice@example.com").unwrap_err();
+    let r = lt.check(&ip(20), "alice@example.com").unwrap_err();
     assert!(r.detail.contains("for this account"), "{}", r.detail);
 }
 
@@ -620,11 +663,11 @@ fn login_lockout_doubles_and_resets_on_success() {
         assert_eq!(lt.record_failure(acct), None);
     }
     assert_eq!(lt.record_failure(acct), Some(Duration::from_secs(60)));
-    let r = lt.check(ip(1), acct).unwrap_err();
+    let r = lt.check(&ip(1), acct).unwrap_err();
     assert_eq!((r.policy.as_str(), r.retry_after_secs), ("login", Some(60)));
     assert!(r.detail.contains("locked until"), "{}", r.detail);
     clock.advance(chrono::Duration::seconds(61));
-    lt.check(ip(2), acct).unwrap();
+    lt.check(&ip(2), acct).unwrap();
 
     let mut locks = Vec::new();
     for _ in 0..8 {
@@ -632,13 +675,13 @@ fn login_lockout_doubles_and_resets_on_success() {
     }
     assert_eq!(locks, [120, 240, 480, 960, 1920, 3600, 3600, 3600]);
     assert_eq!(
-        lt.check(ip(3), acct).unwrap_err().retry_after_secs,
+        lt.check(&ip(3), acct).unwrap_err().retry_after_secs,
         Some(3600)
     );
     // Other accounts are not affected.
-    lt.check(ip(4), "carol@example.com").unwrap();
+    lt.check(&ip(4), "carol@example.com").unwrap();
 
     lt.record_success(acct);
-    lt.check(ip(5), acct).unwrap();
+    lt.check(&ip(5), acct).unwrap();
     assert_eq!(lt.record_failure(acct), None, "success reset the count");
 }
