@@ -214,12 +214,23 @@ fn bearer_token(req: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn note_scope(req: &Request, ctx: &TenantContext) {
+/// Records the caller on the span and request scope (for the usage row), then applies the
+/// tier's burst limit (GCRA per API key or user).
+fn admit(state: &AppState, req: &Request, ctx: &TenantContext) -> Result<(), ApiError> {
     tracing::Span::current().record("tenant", ctx.tenant.slug.as_str());
-    if let Some(scope) = req.data::<Arc<RequestScope>>() {
+    let scope = req.data::<Arc<RequestScope>>();
+    if let Some(scope) = scope {
         let endpoint = endpoint_pattern(req.uri().path());
         scope.set_caller(ctx.clone(), format!("{} {}", req.method(), endpoint));
     }
+    let info = state
+        .quotas
+        .check_burst(ctx.principal.limiter_key(), &ctx.tenant.tier)
+        .map_err(crate::api::simulations::rejection_to_error)?;
+    if let Some(scope) = scope {
+        scope.set_burst(info);
+    }
+    Ok(())
 }
 
 /// The path with id segments (`sim_…`, `key_…`, `usr_…`) replaced by `{id}`, so usage rows
@@ -414,7 +425,7 @@ impl<'a> ApiExtractor<'a> for Caller {
             )
             .into());
         };
-        note_scope(req, &ctx);
+        admit(state, req, &ctx)?;
         Ok(Caller(ctx))
     }
 }
@@ -447,7 +458,7 @@ impl<'a> ApiExtractor<'a> for UserAuth {
             return Err(ApiError::unauthorized(detail).into());
         };
         let ctx = jwt_context(state, req, token).await?;
-        note_scope(req, &ctx);
+        admit(state, req, &ctx)?;
         Ok(UserAuth(ctx))
     }
 }

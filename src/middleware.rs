@@ -22,6 +22,7 @@ pub struct RequestScope {
 #[derive(Default)]
 struct ScopeInner {
     caller: Option<(TenantContext, String)>,
+    burst: Option<crate::quota::RateLimitInfo>,
     units: i64,
     headers: Vec<(String, String)>,
 }
@@ -42,6 +43,18 @@ impl RequestScope {
     /// Records the authenticated caller and the endpoint pattern (for the usage row).
     pub fn set_caller(&self, ctx: TenantContext, endpoint: String) {
         self.lock().caller = Some((ctx, endpoint));
+    }
+
+    /// Records the burst policy's state (headers are combined with the monthly policy's).
+    pub fn set_burst(&self, info: crate::quota::RateLimitInfo) {
+        let mut inner = self.lock();
+        inner.headers.extend(info.headers());
+        inner.burst = Some(info);
+    }
+
+    /// The burst policy's state of this request, if it was checked.
+    pub fn burst(&self) -> Option<crate::quota::RateLimitInfo> {
+        self.lock().burst.clone()
     }
 
     /// Records the work units of this call (paths × steps for a simulation).

@@ -71,6 +71,7 @@ pub async fn openapi_json() -> String {
             redis_url: None,
             key_prefix: "spec:".into(),
             concurrency_wait: Duration::ZERO,
+            ..Default::default()
         },
         pool.clone(),
         clock.clone(),
@@ -134,11 +135,13 @@ impl Application {
                 redis_url: settings.redis_url.clone(),
                 key_prefix: settings.redis_key_prefix.clone(),
                 concurrency_wait: Duration::from_millis(settings.simulation_queue_wait_ms),
+                ..Default::default()
             },
             pool.clone(),
             clock.clone(),
         )
         .await;
+        quotas.set_tiers(tenants.tiers().iter().map(|t| (**t).clone()).collect());
         let addr = settings.bind_address.clone();
         let state = Arc::new(AppState {
             jwt: JwtKeys::new(settings.jwt_secret.expose()),

@@ -205,6 +205,8 @@ fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     Ok(v.to_string())
 }
 
+/// The peer address. Behind a load balancer this is the balancer; trusting a forwarded
+/// header needs a configured list of trusted proxies (not implemented).
 fn client_ip(req: &Request) -> String {
     req.remote_addr()
         .as_socket_addr()

@@ -694,7 +694,9 @@ impl SimulationsApi {
             .await
             .map_err(rejection_to_error)?;
         if let Some(s) = scope(req) {
-            s.add_headers(grant.headers());
+            if let Some(burst) = s.burst() {
+                s.add_headers(grant.headers_with(&burst));
+            }
         }
         let slot = state
             .quotas

@@ -267,6 +267,13 @@ impl TestApp {
         }
     }
 
+    /// Signs up and moves the tenant to `tier` (tests that make many calls need a larger burst).
+    pub async fn signup_on(&self, slug: &str, tier: &str) -> Tenant {
+        let t = self.signup(slug).await;
+        self.admin_patch(slug, json!({"tier": tier})).await.ok(200);
+        t
+    }
+
     pub async fn admin_patch(&self, slug: &str, patch: Value) -> Resp {
         let auth = format!("Bearer {ADMIN_TOKEN}");
         self.request(

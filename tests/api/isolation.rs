@@ -245,8 +245,8 @@ async fn two_tenants_interleaving_through_one_pooled_connection_never_see_each_o
         ..Default::default()
     })
     .await;
-    let a = app.signup("alpha").await;
-    let b = app.signup("bravo").await;
+    let a = app.signup_on("alpha", "enterprise").await;
+    let b = app.signup_on("bravo", "enterprise").await;
     let mut seen = std::collections::HashMap::new();
     for round in 0..4 {
         for t in [&a, &b] {

@@ -7,7 +7,7 @@ use serde_json::json;
 #[tokio::test]
 async fn framework_errors_are_problems() {
     let app = spawn_app().await;
-    let t = app.signup("acme").await;
+    let t = app.signup_on("acme", "enterprise").await;
     let key = [
         ("x-api-key", t.keys[0].as_str()),
         ("content-type", "application/json"),
@@ -56,7 +56,7 @@ async fn framework_errors_are_problems() {
 #[tokio::test]
 async fn simulation_validation_names_the_field() {
     let app = spawn_app().await;
-    let t = app.signup("acme").await;
+    let t = app.signup_on("acme", "enterprise").await;
     let key = [("x-api-key", t.keys[0].as_str())];
     let cases = [
         (
@@ -109,6 +109,7 @@ async fn simulation_validation_names_the_field() {
     assert_eq!(resp.body["field"], "correlation");
     assert!(d.contains("semi-definite"), "{d}");
     // Over the trial tier's path cap: 403 naming the limit and the tier that allows it.
+    app.admin_patch("acme", json!({"tier": "trial"})).await.ok(200);
     let mut body = simulation_body();
     body["paths"] = json!(20_000);
     let resp = app.post("/api/v1/simulations", &key, body).await;

@@ -6,7 +6,7 @@ use serde_json::json;
 #[tokio::test]
 async fn signup_key_simulation_usage_happy_path() {
     let app = spawn_app().await;
-    let t = app.signup("acme").await;
+    let t = app.signup_on("acme", "starter").await;
     let key = [("x-api-key", t.keys[0].as_str())];
     let resp = app
         .post("/api/v1/simulations", &key, simulation_body())
@@ -66,8 +66,10 @@ async fn signup_key_simulation_usage_happy_path() {
     assert_eq!(mine["simulations"], 2);
     assert_eq!(mine["units"], 2 * 2000 * 60);
     assert!(u["daily"][0]["calls"].as_i64().unwrap() >= 5);
-    assert_eq!(u["period"]["tier"], "trial");
-    assert_eq!(u["period"]["quota"], 100);
+    assert_eq!(u["period"]["tier"], "starter");
+    assert_eq!(u["period"]["quota"], 1000);
+    assert_eq!(u["period"]["used"], 2);
+    assert_eq!(u["period"]["remaining"], 998);
 }
 
 #[tokio::test]
@@ -95,7 +97,7 @@ async fn seed_is_generated_and_returned_when_absent() {
 #[tokio::test]
 async fn engine_options_are_exposed() {
     let app = spawn_app().await;
-    let t = app.signup("acme").await;
+    let t = app.signup_on("acme", "starter").await;
     let key = [("x-api-key", t.keys[0].as_str())];
     // Bootstrap from the bundled Shiller history, 60/40 stocks/bonds, monthly rebalancing,
     // inflation-growing contributions.

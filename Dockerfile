@@ -1,0 +1,13 @@
+# Multi-stage build of the service. Used by docker-compose.yml.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin montecarlo-platform
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 app
+COPY --from=build /src/target/release/montecarlo-platform /usr/local/bin/montecarlo-platform
+USER app
+EXPOSE 8080
+ENV BIND_ADDRESS=0.0.0.0:8080
+ENTRYPOINT ["/usr/local/bin/montecarlo-platform"]

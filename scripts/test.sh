@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: services up, old per-test databases dropped, then every test of the
+# workspace (unit, integration over HTTP, engine, doctests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/services.sh
+# Each integration test creates its own database `test_<uuid>`; drop those of earlier runs.
+psql -h 127.0.0.1 -U postgres -d postgres -Atc \
+  "select 'DROP DATABASE IF EXISTS \"' || datname || '\" WITH (FORCE);' from pg_database where datname like 'test\_%' or datname like 'quota\_test\_%'" \
+  | psql -q -h 127.0.0.1 -U postgres -d postgres >/dev/null 2>&1 || true
+cargo test --workspace --locked "$@"
