@@ -14,6 +14,7 @@
 //! | `ADMIN_TOKEN` | unset | bearer token for `/api/v1/admin/*` (at least 32 bytes); unset disables the admin API |
 //! | `TENANT_MIGRATION_CONCURRENCY` | `4` | tenant schemas migrated in parallel at start-up |
 //! | `SIMULATION_QUEUE_WAIT_MS` | `2000` | how long a simulation waits for a tenant concurrency slot before 429 |
+//! | `LOGIN_ATTEMPTS_PER_MINUTE` | `5` | sign-in/sign-up attempts per minute per client IP and per account |
 
 use std::fmt;
 
@@ -83,6 +84,8 @@ pub struct Settings {
     pub tenant_migration_concurrency: usize,
     /// Wait for a concurrency slot, milliseconds.
     pub simulation_queue_wait_ms: u64,
+    /// Sign-in/sign-up attempts per minute per IP and per account.
+    pub login_attempts_per_minute: u32,
     /// Fault injection for tests.
     pub fail_points: FailPoints,
 }
@@ -182,6 +185,8 @@ impl Settings {
             tenant_migration_concurrency: number("TENANT_MIGRATION_CONCURRENCY", 4)?.clamp(1, 64)
                 as usize,
             simulation_queue_wait_ms: number("SIMULATION_QUEUE_WAIT_MS", 2000)?,
+            login_attempts_per_minute: number("LOGIN_ATTEMPTS_PER_MINUTE", 5)?.clamp(1, 1_000_000)
+                as u32,
             fail_points: FailPoints::default(),
         })
     }

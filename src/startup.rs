@@ -7,7 +7,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::db;
 use crate::middleware;
-use crate::quota::{QuotaConfig, Quotas};
+use crate::quota::{LoginPolicy, QuotaConfig, QuotaOptions, Quotas};
 use crate::state::AppState;
 use crate::tenancy::TenantDirectory;
 use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
@@ -71,7 +71,6 @@ pub async fn openapi_json() -> String {
             redis_url: None,
             key_prefix: "spec:".into(),
             concurrency_wait: Duration::ZERO,
-            ..Default::default()
         },
         pool.clone(),
         clock.clone(),
@@ -130,12 +129,18 @@ impl Application {
                 "tenant migrations"
             );
         }
-        let quotas = Quotas::new(
+        let quotas = Quotas::with_options(
             QuotaConfig {
                 redis_url: settings.redis_url.clone(),
                 key_prefix: settings.redis_key_prefix.clone(),
                 concurrency_wait: Duration::from_millis(settings.simulation_queue_wait_ms),
-                ..Default::default()
+            },
+            QuotaOptions {
+                login: LoginPolicy {
+                    attempts_per_minute: settings.login_attempts_per_minute,
+                    ..LoginPolicy::default()
+                },
+                ..QuotaOptions::default()
             },
             pool.clone(),
             clock.clone(),

@@ -25,7 +25,9 @@ pub struct Options {
     pub max_connections: Option<u32>,
     pub fail_points: FailPoints,
     pub redis_url: Option<String>,
+    pub redis_prefix: Option<String>,
     pub database_url: Option<String>,
+    pub login_attempts_per_minute: Option<u32>,
 }
 
 fn init_logs() {
@@ -50,7 +52,11 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(opts: Options) -> TestApp {
     init_logs();
     let database_url = opts.database_url.clone().unwrap_or_else(fresh_database_url);
-    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let prefix = opts
+        .redis_prefix
+        .clone()
+        .unwrap_or_else(|| format!("test:{}:", uuid::Uuid::new_v4().simple()));
+    let login = opts.login_attempts_per_minute.map(|n| n.to_string());
     let max = opts.max_connections.map(|m| m.to_string());
     let redis = opts.redis_url.clone();
     let url = database_url.clone();
@@ -64,6 +70,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         "REDIS_URL" => redis.clone(),
         "DATABASE_MAX_CONNECTIONS" => max.clone(),
         "SIMULATION_QUEUE_WAIT_MS" => Some("300".into()),
+        "LOGIN_ATTEMPTS_PER_MINUTE" => login.clone(),
         _ => None,
     })
     .expect("test settings");

@@ -9,4 +9,5 @@ mod keys;
 mod openapi;
 mod problems;
 mod provisioning;
+mod quotas;
 mod simulations;

@@ -109,7 +109,9 @@ async fn simulation_validation_names_the_field() {
     assert_eq!(resp.body["field"], "correlation");
     assert!(d.contains("semi-definite"), "{d}");
     // Over the trial tier's path cap: 403 naming the limit and the tier that allows it.
-    app.admin_patch("acme", json!({"tier": "trial"})).await.ok(200);
+    app.admin_patch("acme", json!({"tier": "trial"}))
+        .await
+        .ok(200);
     let mut body = simulation_body();
     body["paths"] = json!(20_000);
     let resp = app.post("/api/v1/simulations", &key, body).await;
