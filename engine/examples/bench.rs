@@ -8,7 +8,7 @@
 //! paths; (b) 3 assets, 10 y, 252 steps/y, rebalancing every 21 steps,
 //! 10 000 paths; (c) 1 asset, 10 y, annual steps, 1 000 paths (latency:
 //! median of repeated runs). `floor` draws the same number of normals with
-//! the engine's generator, sampler and chunking.
+//! the engine's generator, sampler, chunking and block size.
 
 use std::time::Instant;
 
@@ -78,9 +78,12 @@ fn main() {
         let t = Instant::now();
         check += match mode {
             "engine" => sim.run().terminal.mean,
-            "floor" => {
-                engine::bench_support::draw_normals(spec.paths, work / spec.paths, spec.seed)
-            }
+            "floor" => engine::bench_support::draw_normals(
+                spec.paths,
+                work / spec.paths,
+                spec.seed,
+                spec.assets.len() * 8,
+            ),
             _ => panic!("unknown mode {mode}"),
         };
         times.push(t.elapsed().as_secs_f64());

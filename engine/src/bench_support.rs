@@ -2,36 +2,67 @@
 
 use rayon::prelude::*;
 
-use crate::rng::{CHUNK_PATHS, chunk_rng, normal};
+use crate::rng::{CHUNK_PATHS, chunk_rng, fill_normals};
 
 /// The "floor": draws `paths × per_path` standard normals with exactly the
-/// generator, sampler and chunking the engine uses, in parallel on the
-/// current rayon pool, and returns their sum (so nothing is optimised away).
-pub fn draw_normals(paths: u64, per_path: u64, seed: u64) -> f64 {
+/// generator, sampler, chunking and dispatch the engine uses, in parallel on
+/// the current rayon pool, in blocks of `block` normals (the engine draws
+/// `assets × 8` per block: one step of one group of 8 paths), and returns
+/// their sum (so nothing is optimised away).
+pub fn draw_normals(paths: u64, per_path: u64, seed: u64, block: usize) -> f64 {
     let chunks = (paths as usize).div_ceil(CHUNK_PATHS) as u64;
     let sums: Vec<f64> = (0..chunks)
         .into_par_iter()
         .map(|c| {
-            let mut rng = chunk_rng(seed, c);
             let len = CHUNK_PATHS.min(paths as usize - c as usize * CHUNK_PATHS) as u64;
-            // Fill a buffer like the kernel does (no serial dependency
-            // through an accumulator), then fold it.
-            let mut buf = [0.0f64; 64];
-            let mut acc = [0.0f64; 64];
-            let total = len * per_path;
-            let mut done = 0;
-            while done < total {
-                let k = (total - done).min(64) as usize;
-                for v in buf[..k].iter_mut() {
-                    *v = normal(&mut rng);
-                }
-                for (a, v) in acc.iter_mut().zip(&buf[..k]) {
-                    *a += v;
-                }
-                done += k as u64;
-            }
-            acc.iter().sum::<f64>()
+            floor_chunk(seed, c, len * per_path, block)
         })
         .collect();
     sums.iter().sum()
+}
+
+fn floor_chunk(seed: u64, chunk: u64, total: u64, block: usize) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { floor_chunk_avx512(seed, chunk, total, block) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { floor_chunk_avx2(seed, chunk, total, block) };
+        }
+    }
+    floor_chunk_portable(seed, chunk, total, block)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn floor_chunk_avx512(seed: u64, chunk: u64, total: u64, block: usize) -> f64 {
+    floor_chunk_portable(seed, chunk, total, block)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn floor_chunk_avx2(seed: u64, chunk: u64, total: u64, block: usize) -> f64 {
+    floor_chunk_portable(seed, chunk, total, block)
+}
+
+#[inline(always)]
+fn floor_chunk_portable(seed: u64, chunk: u64, total: u64, block: usize) -> f64 {
+    let mut rng = chunk_rng(seed, chunk);
+    // Fill a buffer like the kernel does (no serial dependency through an
+    // accumulator), then fold it.
+    let mut buf = vec![0.0f64; block.max(1)];
+    let mut acc = vec![0.0f64; block.max(1)];
+    let mut done = 0;
+    while done < total {
+        let k = (total - done).min(buf.len() as u64) as usize;
+        fill_normals(&mut rng, &mut buf[..k]);
+        for (a, v) in acc.iter_mut().zip(&buf[..k]) {
+            *a += v;
+        }
+        done += k as u64;
+    }
+    acc.iter().sum::<f64>()
 }

@@ -9,7 +9,7 @@ use rand_distr::{ChiSquared, Distribution};
 use rand_pcg::Pcg64Mcg;
 
 use crate::fastmath::exp_lanes;
-use crate::rng::{CHUNK_PATHS, chunk_rng, index, normal};
+use crate::rng::{CHUNK_PATHS, chunk_rng, fill_normals, index};
 use crate::spec::{Model, Simulation};
 
 /// Paths advanced together. Antithetic pairs are lanes `(l, l + LANES/2)`.
@@ -36,23 +36,30 @@ trait Shocks {
     fn reset(&mut self) {}
 }
 
+/// Fills `z` (asset-major, `z[i][l]`) with standard normals in one block;
+/// with antithetic variates lanes `HALF..` mirror lanes `..HALF`.
 #[inline(always)]
 fn draw_normals(rng: &mut Pcg64Mcg, z: &mut [Lanes], antithetic: bool) {
     if antithetic {
-        for zi in z.iter_mut() {
+        let n = z.len();
+        fill_normals(rng, &mut z.as_flattened_mut()[..n * HALF]);
+        // Spread draw `k = i·HALF + l` (stored at `z[k / LANES][k % LANES]`)
+        // to `z[i][l]`, last asset first so no draw is overwritten before it
+        // is read (`i·HALF ≤ i·LANES`).
+        for i in (0..n).rev() {
+            let mut own = [0.0; HALF];
             for l in 0..HALF {
-                zi[l] = normal(rng);
+                let k = i * HALF + l;
+                own[l] = z[k / LANES][k % LANES];
             }
-            for l in HALF..LANES {
-                zi[l] = -zi[l - HALF];
+            let zi = &mut z[i];
+            for l in 0..HALF {
+                zi[l] = own[l];
+                zi[l + HALF] = -own[l];
             }
         }
     } else {
-        for zi in z.iter_mut() {
-            for v in zi.iter_mut() {
-                *v = normal(rng);
-            }
-        }
+        fill_normals(rng, z.as_flattened_mut());
     }
 }
 
@@ -256,7 +263,10 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
             let mut v = [0.0; LANES];
             for (hi, xi) in h.iter_mut().zip(&x) {
                 for l in 0..LANES {
-                    let nh = (hi[l] * xi[l]).min(HOLDING_CAP);
+                    // A plain select (no NaN can occur) compiles to one
+                    // vector min, unlike `f64::min`.
+                    let g = hi[l] * xi[l];
+                    let nh = if g > HOLDING_CAP { HOLDING_CAP } else { g };
                     hi[l] = nh;
                     v[l] += nh;
                 }
@@ -276,8 +286,10 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
                 }
             }
             for l in 0..LANES {
-                peak[l] = peak[l].max(v[l]);
-                dd[l] = dd[l].max((peak[l] - v[l]) / peak[l]);
+                // Selects rather than `f64::max` (values are never NaN).
+                peak[l] = if v[l] > peak[l] { v[l] } else { peak[l] };
+                let d = (peak[l] - v[l]) / peak[l];
+                dd[l] = if d > dd[l] { d } else { dd[l] };
             }
             if s == next_year_end {
                 let y = (s / spy - 1) as usize;

@@ -89,6 +89,7 @@ mod linalg;
 mod rng;
 mod spec;
 mod stats;
+mod ziggurat_tables;
 
 #[doc(hidden)]
 pub mod bench_support;
