@@ -107,31 +107,35 @@ impl ApiResponse for ProblemJson {
 /// `Internal` keeps its cause for the log and shows the caller only the request id.
 pub enum ApiError {
     /// A client-side problem with a public explanation.
-    Client {
-        /// HTTP status (4xx).
-        status: StatusCode,
-        /// Machine-readable problem type slug, e.g. `validation`.
-        kind: &'static str,
-        /// What was wrong, precisely.
-        detail: String,
-        /// Offending request field, for validation problems.
-        field: Option<String>,
-        /// Violated policy, for limit problems.
-        policy: Option<String>,
-        /// `Retry-After` seconds, for 429 and 503.
-        retry_after: Option<u64>,
-        /// Extra headers (rate-limit headers on a 429).
-        headers: Vec<(String, String)>,
-    },
+    Client(Box<ClientProblem>),
     /// Something unexpected on our side; logged, answered as a bare 500.
     Internal(Box<dyn std::error::Error + Send + Sync>),
     /// A dependency (database) is unavailable; answered as 503.
     Unavailable(String),
 }
 
+/// A client-side problem (4xx).
+#[derive(Debug, Clone)]
+pub struct ClientProblem {
+    /// HTTP status (4xx).
+    pub status: StatusCode,
+    /// Machine-readable problem type slug, e.g. `validation`.
+    pub kind: &'static str,
+    /// What was wrong, precisely.
+    pub detail: String,
+    /// Offending request field, for validation problems.
+    pub field: Option<String>,
+    /// Violated policy, for limit problems.
+    pub policy: Option<String>,
+    /// `Retry-After` seconds, for 429 and 503.
+    pub retry_after: Option<u64>,
+    /// Extra headers (rate-limit headers on a 429).
+    pub headers: Vec<(String, String)>,
+}
+
 impl ApiError {
     fn client(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
-        Self::Client {
+        Self::Client(Box::new(ClientProblem {
             status,
             kind,
             detail: detail.into(),
@@ -139,7 +143,7 @@ impl ApiError {
             policy: None,
             retry_after: None,
             headers: Vec::new(),
-        }
+        }))
     }
 
     /// 400: the request is malformed.
@@ -174,23 +178,11 @@ impl ApiError {
 
     /// 422: well-formed but semantically invalid; names the field.
     pub fn validation(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        match Self::client(StatusCode::UNPROCESSABLE_ENTITY, "validation", detail) {
-            Self::Client {
-                status,
-                kind,
-                detail,
-                ..
-            } => Self::Client {
-                status,
-                kind,
-                detail,
-                field: Some(field.into()),
-                policy: None,
-                retry_after: None,
-                headers: Vec::new(),
-            },
-            other => other,
+        let mut err = Self::client(StatusCode::UNPROCESSABLE_ENTITY, "validation", detail);
+        if let Self::Client(p) = &mut err {
+            p.field = Some(field.into());
         }
+        err
     }
 
     /// A limit was hit (`status` 429, 403 or 422), naming the policy.
@@ -201,7 +193,7 @@ impl ApiError {
         retry_after: Option<u64>,
         headers: Vec<(String, String)>,
     ) -> Self {
-        Self::Client {
+        Self::Client(Box::new(ClientProblem {
             status,
             kind: "limit-exceeded",
             detail: detail.into(),
@@ -209,7 +201,7 @@ impl ApiError {
             policy: Some(policy.into()),
             retry_after,
             headers,
-        }
+        }))
     }
 
     /// 500 with a logged cause.
@@ -220,7 +212,7 @@ impl ApiError {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Client { status, .. } => *status,
+            Self::Client(p) => p.status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -233,22 +225,15 @@ impl ApiError {
 
     fn problem_body(&self) -> Problem {
         match self {
-            Self::Client {
-                status,
-                kind,
-                detail,
-                field,
-                policy,
-                ..
-            } => Problem {
-                problem_type: format!("https://docs.montecarlo.dev/problems/{kind}"),
-                title: status.canonical_reason().unwrap_or("Error").to_string(),
-                status: status.as_u16(),
-                detail: detail.clone(),
+            Self::Client(p) => Problem {
+                problem_type: format!("https://docs.montecarlo.dev/problems/{}", p.kind),
+                title: p.status.canonical_reason().unwrap_or("Error").to_string(),
+                status: p.status.as_u16(),
+                detail: p.detail.clone(),
                 instance: None,
                 request_id: None,
-                field: field.clone(),
-                policy: policy.clone(),
+                field: p.field.clone(),
+                policy: p.policy.clone(),
             },
             Self::Internal(err) => {
                 tracing::error!(error = %error_chain(err.as_ref()), "internal error");
@@ -282,13 +267,9 @@ impl ApiError {
     /// Extra response headers (`Retry-After`, rate-limit headers).
     pub fn headers(&self) -> Vec<(String, String)> {
         match self {
-            Self::Client {
-                retry_after,
-                headers,
-                ..
-            } => {
-                let mut out = headers.clone();
-                if let Some(secs) = retry_after {
+            Self::Client(p) => {
+                let mut out = p.headers.clone();
+                if let Some(secs) = p.retry_after {
                     out.push(("Retry-After".into(), secs.to_string()));
                 }
                 out
@@ -314,7 +295,7 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 impl fmt::Debug for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Client { status, detail, .. } => write!(f, "{status}: {detail}"),
+            Self::Client(p) => write!(f, "{}: {}", p.status, p.detail),
             Self::Internal(err) => write!(f, "internal: {}", error_chain(err.as_ref())),
             Self::Unavailable(what) => write!(f, "unavailable: {what}"),
         }
@@ -324,7 +305,7 @@ impl fmt::Debug for ApiError {
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Client { detail, .. } => f.write_str(detail),
+            Self::Client(p) => f.write_str(&p.detail),
             Self::Internal(_) => f.write_str("internal error"),
             Self::Unavailable(what) => write!(f, "{what} is unavailable"),
         }

@@ -127,12 +127,11 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<R
     }
     let status = resp.status().as_u16();
     let duration_ms = scope.started.elapsed().as_secs_f64() * 1000.0;
-    if let (Some((ctx, endpoint)), Some(state)) = (caller, state) {
-        if let Err(err) =
+    if let (Some((ctx, endpoint)), Some(state)) = (caller, state)
+        && let Err(err) =
             record_usage(&state, &ctx, &method, &endpoint, status, duration_ms, units).await
-        {
-            tracing::warn!(parent: &span, error = ?err, "could not record usage row");
-        }
+    {
+        tracing::warn!(parent: &span, error = ?err, "could not record usage row");
     }
     tracing::info!(parent: &span, status, duration_ms, "request");
     Ok(resp)

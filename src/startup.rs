@@ -51,7 +51,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
-        .around(|ep, req| middleware::around(ep, req))
+        .around(middleware::around)
         .data(state)
 }
 

@@ -194,20 +194,20 @@ impl AdminApi {
                 ApiError::not_found(format!("no tenant named {:?}", slug.as_str()))
             })?;
         let p = body.0;
-        if let Some(tier) = &p.tier {
-            if state.tenants.tier(tier).is_none() {
-                let names: Vec<String> = state
-                    .tenants
-                    .tiers()
-                    .iter()
-                    .map(|t| t.name.clone())
-                    .collect();
-                return Err(ApiError::validation(
-                    "tier",
-                    format!("unknown tier {tier:?}; one of {}", names.join(", ")),
-                )
-                .into());
-            }
+        if let Some(tier) = &p.tier
+            && state.tenants.tier(tier).is_none()
+        {
+            let names: Vec<String> = state
+                .tenants
+                .tiers()
+                .iter()
+                .map(|t| t.name.clone())
+                .collect();
+            return Err(ApiError::validation(
+                "tier",
+                format!("unknown tier {tier:?}; one of {}", names.join(", ")),
+            )
+            .into());
         }
         let status = p.status.map(|s| match s {
             TenantStatus::Active => "active",

@@ -470,13 +470,13 @@ fn to_spec(req: &SimulationRequest, seed: u64) -> Result<engine::SimulationSpec,
         } else {
             (a.drift.unwrap_or(0.0), a.volatility.unwrap_or(0.0))
         };
-        if let Some(name) = &a.name {
-            if name.chars().count() > 100 {
-                return Err(ApiError::validation(
-                    format!("assets[{i}].name"),
-                    "asset names are at most 100 characters",
-                ));
-            }
+        if let Some(name) = &a.name
+            && name.chars().count() > 100
+        {
+            return Err(ApiError::validation(
+                format!("assets[{i}].name"),
+                "asset names are at most 100 characters",
+            ));
         }
         assets.push(engine::Asset {
             weight: a.weight,
@@ -693,10 +693,10 @@ impl SimulationsApi {
             .consume_simulation(tenant.id.as_uuid(), &tenant.tier, tenant.overage_enabled)
             .await
             .map_err(rejection_to_error)?;
-        if let Some(s) = scope(req) {
-            if let Some(burst) = s.burst() {
-                s.add_headers(grant.headers_with(&burst));
-            }
+        if let Some(s) = scope(req)
+            && let Some(burst) = s.burst()
+        {
+            s.add_headers(grant.headers_with(&burst));
         }
         let slot = state
             .quotas
