@@ -262,14 +262,7 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
             shocks.growth(sim, &mut rng, &mut z, &mut x);
             let mut v = [0.0; LANES];
             for (hi, xi) in h.iter_mut().zip(&x) {
-                for l in 0..LANES {
-                    // A plain select (no NaN can occur) compiles to one
-                    // vector min, unlike `f64::min`.
-                    let g = hi[l] * xi[l];
-                    let nh = if g > HOLDING_CAP { HOLDING_CAP } else { g };
-                    hi[l] = nh;
-                    v[l] += nh;
-                }
+                grow(hi, xi, &mut v);
             }
             if sim.has_flows {
                 let f = sim.flows[(s - 1) as usize];
@@ -305,6 +298,28 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
         year_values,
         max_drawdown,
     }
+}
+
+/// `h ← min(h·x, HOLDING_CAP)`, `v += h`, lane-wise, written as whole-array
+/// passes so it compiles to vector multiply / min / add.
+#[inline(always)]
+fn grow(h: &mut Lanes, x: &Lanes, v: &mut Lanes) {
+    let mut nh = [0.0; LANES];
+    for l in 0..LANES {
+        nh[l] = h[l] * x[l];
+    }
+    for l in 0..LANES {
+        // A plain select (no NaN can occur) is one vector min.
+        nh[l] = if nh[l] > HOLDING_CAP {
+            HOLDING_CAP
+        } else {
+            nh[l]
+        };
+    }
+    for l in 0..LANES {
+        v[l] += nh[l];
+    }
+    *h = nh;
 }
 
 /// Applies cash flow `f` to every live lane (see [`crate::CashFlow`]).

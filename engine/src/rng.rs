@@ -127,13 +127,13 @@ pub(crate) fn fill_normals(rng: &mut Pcg64Mcg, out: &mut [f64]) {
         for (o, &b) in block.iter_mut().zip(words.iter()) {
             let i = (b & 0xff) as usize;
             let x = signed_unit(b) * X[i];
-            rejected |= !(x.abs() < X[i + 1]);
+            rejected |= x.abs() >= X[i + 1]; // x is never NaN
             *o = x;
         }
         if rejected {
             for (o, &b) in block.iter_mut().zip(words.iter()) {
                 let i = (b & 0xff) as usize;
-                if !(o.abs() < X[i + 1]) {
+                if o.abs() >= X[i + 1] {
                     *o = complete(rng, b, *o);
                 }
             }
