@@ -21,13 +21,23 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 fn summary(name: &str, mut ms: Vec<f64>, base_p50: f64) {
     ms.sort_by(f64::total_cmp);
     let (p50, p99) = (pct(&ms, 0.5), pct(&ms, 0.99));
-    println!("| {name:<34} | {:>4} | {p50:>8.2} | {p99:>8.2} | {:>9.1}× |", ms.len(), p50 / base_p50);
+    println!(
+        "| {name:<34} | {:>4} | {p50:>8.2} | {p99:>8.2} | {:>9.1}× |",
+        ms.len(),
+        p50 / base_p50
+    );
 }
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("BENCH_SIGNUPS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
-    let db = format!("postgres://postgres@127.0.0.1:5432/bench_prov_{}", uuid::Uuid::new_v4().simple());
+    let n: usize = std::env::var("BENCH_SIGNUPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let db = format!(
+        "postgres://postgres@127.0.0.1:5432/bench_prov_{}",
+        uuid::Uuid::new_v4().simple()
+    );
     let url = db.clone();
     let settings = Settings::from_lookup(|k| match k {
         "DATABASE_URL" => Some(url.clone()),
@@ -37,7 +47,9 @@ async fn main() {
         _ => None,
     })
     .unwrap();
-    let app = Application::build(settings).await.expect("application builds");
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
     let state = app.state();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
@@ -56,9 +68,11 @@ async fn main() {
     sorted.sort_by(f64::total_cmp);
     let base_p50 = pct(&sorted, 0.5);
 
-    let hash = montecarlo_platform::auth::hash_password(montecarlo_platform::domain::Password::parse("correct horse battery").unwrap())
-        .await
-        .unwrap();
+    let hash = montecarlo_platform::auth::hash_password(
+        montecarlo_platform::domain::Password::parse("correct horse battery").unwrap(),
+    )
+    .await
+    .unwrap();
     let mut direct = Vec::with_capacity(n);
     for i in 0..n {
         let new = NewTenant {
@@ -79,8 +93,18 @@ async fn main() {
         let body = serde_json::json!({"organisation_name": format!("Bench {i}"), "slug": format!("bench-{i}"),
             "full_name": "Owner", "email": "owner@bench.example", "password": "correct horse battery"});
         let t = Instant::now();
-        let r = client.post(format!("{base}/api/v1/signup")).json(&body).send().await.unwrap();
-        assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap_or_default());
+        let r = client
+            .post(format!("{base}/api/v1/signup"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status().as_u16(),
+            201,
+            "{}",
+            r.text().await.unwrap_or_default()
+        );
         http.push(t.elapsed().as_secs_f64() * 1e3);
     }
 

@@ -70,6 +70,8 @@ pub struct Settings {
     pub base_domain: String,
     /// HS256 secret (≥ 32 bytes).
     pub jwt_secret: Secret<Vec<u8>>,
+    /// `JWT_SECRET` was unset and a development secret was generated (warned at start-up).
+    pub jwt_secret_generated: bool,
     /// Production mode: no generated secrets.
     pub production: bool,
     /// Log format.
@@ -122,6 +124,7 @@ impl Settings {
                 )));
             }
         };
+        let jwt_secret_generated = get("JWT_SECRET").is_none();
         let jwt_secret = match get("JWT_SECRET") {
             Some(s) if s.len() >= 32 => s.into_bytes(),
             Some(_) => return Err(ConfigError("JWT_SECRET must be at least 32 bytes".into())),
@@ -177,6 +180,7 @@ impl Settings {
             bind_address: get("BIND_ADDRESS").unwrap_or_else(|| "127.0.0.1:8080".into()),
             base_domain,
             jwt_secret: Secret::new(jwt_secret),
+            jwt_secret_generated,
             production,
             log_format,
             redis_url: get("REDIS_URL").filter(|s| !s.is_empty()),
@@ -211,6 +215,7 @@ mod tests {
         assert_eq!(s.database_url.expose(), DEFAULT_DATABASE_URL);
         assert_eq!(s.base_domain, "localhost");
         assert!(s.jwt_secret.expose().len() >= 32);
+        assert!(s.jwt_secret_generated);
         assert!(!format!("{s:?}").contains(DEFAULT_DATABASE_URL));
     }
 

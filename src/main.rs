@@ -49,6 +49,15 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(settings.log_format);
+    if settings.jwt_secret_generated {
+        tracing::warn!(
+            "JWT_SECRET is not set: using a generated development secret; access tokens die with the process. \
+             Set JWT_SECRET (>= 32 bytes) and PRODUCTION=true for real deployments"
+        );
+    }
+    if settings.admin_token.is_none() {
+        tracing::info!("ADMIN_TOKEN is not set: the admin API is disabled");
+    }
     let addr = settings.bind_address.clone();
     let app = match Application::build(settings).await {
         Ok(app) => app,
