@@ -54,6 +54,7 @@ impl Example for SignupRequest {
 
 /// A tenant as its members see it.
 #[derive(Object, Debug)]
+#[oai(example)]
 pub struct TenantView {
     /// Id (`ten_…`).
     pub id: String,
@@ -71,6 +72,7 @@ pub struct TenantView {
 
 /// A user.
 #[derive(Object, Debug)]
+#[oai(example)]
 pub struct UserView {
     /// Id (`usr_…`).
     pub id: String,
@@ -86,6 +88,7 @@ pub struct UserView {
 
 /// Signup result. The API key secrets are shown only here.
 #[derive(Object, Debug)]
+#[oai(example)]
 pub struct SignupResponse {
     /// The new tenant (30-day trial).
     pub tenant: TenantView,
@@ -122,6 +125,7 @@ impl Example for LoginRequest {
 
 /// An access token.
 #[derive(Object, Debug)]
+#[oai(example)]
 pub struct TokenResponse {
     /// HS256 JWT with claims sub, tid, role, iat, exp, jti.
     pub access_token: String,
@@ -135,6 +139,7 @@ pub struct TokenResponse {
 
 /// Who is calling.
 #[derive(Object, Debug)]
+#[oai(example)]
 pub struct MeResponse {
     /// The tenant.
     pub tenant: TenantView,

@@ -22,6 +22,7 @@ pub struct AdminApi {
 
 /// A tenant as the platform sees it.
 #[derive(Object, Debug)]
+#[oai(example)]
 pub struct AdminTenantView {
     /// Id (`ten_…`).
     pub id: String,
@@ -45,6 +46,7 @@ pub struct AdminTenantView {
 
 /// A tier's limits.
 #[derive(Object, Debug)]
+#[oai(example)]
 pub struct TierView {
     /// Name.
     pub name: String,

@@ -36,6 +36,7 @@ pub enum KeyStatus {
 
 /// An API key (never its secret).
 #[derive(Object, Debug)]
+#[oai(example)]
 pub struct ApiKeyView {
     /// Id (`key_…`).
     pub id: String,
@@ -57,6 +58,7 @@ pub struct ApiKeyView {
 
 /// A newly created API key with its secret — shown only once.
 #[derive(Object, Debug)]
+#[oai(example)]
 pub struct NewApiKey {
     /// Id (`key_…`).
     pub id: String,

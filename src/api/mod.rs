@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+mod examples;
 pub mod health;
 pub mod keys;
 pub mod simulations;

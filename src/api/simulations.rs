@@ -374,6 +374,7 @@ impl From<&engine::SimulationResult> for SimulationResultView {
 
 /// A stored simulation.
 #[derive(Object, Debug, Clone)]
+#[oai(example)]
 pub struct SimulationView {
     /// Id (`sim_…`).
     pub id: String,
@@ -408,6 +409,7 @@ pub struct SimulationSummary {
 
 /// A page of simulations, newest first.
 #[derive(Object, Debug, Clone)]
+#[oai(example)]
 pub struct SimulationPage {
     /// Items.
     pub items: Vec<SimulationSummary>,
@@ -440,7 +442,10 @@ pub fn rejection_to_error(r: Rejection) -> ApiError {
 }
 
 /// Builds the engine spec from a request, naming the offending field on error.
-fn to_spec(req: &SimulationRequest, seed: u64) -> Result<engine::SimulationSpec, ApiError> {
+pub(crate) fn to_spec(
+    req: &SimulationRequest,
+    seed: u64,
+) -> Result<engine::SimulationSpec, ApiError> {
     let n = req.assets.len();
     let model_in = req.model.clone().unwrap_or_default();
     let needs_moments = model_in.kind != ModelKind::Bootstrap;

@@ -73,6 +73,7 @@ pub struct PeriodView {
 
 /// Usage report.
 #[derive(Object, Debug)]
+#[oai(example)]
 pub struct UsageReport {
     /// Current quota period.
     pub period: PeriodView,

@@ -46,6 +46,46 @@ async fn spec_and_docs_are_served_and_complete() {
             }
         }
     }
+    // Request bodies and success bodies of the API carry examples.
+    let schemas = &spec["components"]["schemas"];
+    let example_of = |schema: &serde_json::Value| -> bool {
+        let schema = if schema["type"] == "array" {
+            &schema["items"]
+        } else {
+            schema
+        };
+        match schema["$ref"].as_str() {
+            Some(r) => {
+                schemas[r.trim_start_matches("#/components/schemas/")]["example"].is_object()
+            }
+            None => true,
+        }
+    };
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/v1/") {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            if let Some(body) =
+                op["requestBody"]["content"]["application/json; charset=utf-8"]["schema"]
+                    .as_object()
+            {
+                assert!(
+                    example_of(&serde_json::Value::Object(body.clone())),
+                    "{method} {path}: request body has no example"
+                );
+            }
+            for (status, r) in op["responses"].as_object().unwrap() {
+                if status.starts_with('2') {
+                    let schema = &r["content"]["application/json; charset=utf-8"]["schema"];
+                    assert!(
+                        example_of(schema),
+                        "{method} {path} {status}: response has no example"
+                    );
+                }
+            }
+        }
+    }
     let docs = app.get("/docs", &[]).await;
     assert_eq!(docs.status.as_u16(), 200);
     assert!(
