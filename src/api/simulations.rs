@@ -17,7 +17,7 @@ use crate::tenancy::TenantContext;
 use chrono::{DateTime, Utc};
 use poem::Request;
 use poem::http::StatusCode;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, ParseFromJSON, ToJSON};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
@@ -426,7 +426,7 @@ enum SimulationCreated {
 
 problem_responses!(CreateSimulationError {
     BadRequest = 400, Unauthorized = 401, PaymentRequired = 402, Forbidden = 403, NotFound = 404,
-    Invalid = 422, TooMany = 429, Unavailable = 503
+    Conflict = 409, Invalid = 422, TooMany = 429, Unavailable = 503
 });
 problem_responses!(ReadSimulationError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, Invalid = 422, TooMany = 429, Unavailable = 503 });
 
@@ -654,45 +654,116 @@ fn view_from_row(row: &sqlx::postgres::PgRow) -> Result<SimulationView, ApiError
     })
 }
 
-#[OpenApi(tag = "ApiTags::Simulations")]
+/// How long an idempotency key is remembered.
+const IDEMPOTENCY_TTL_HOURS: i64 = 24;
+
+/// The outcome of claiming an idempotency key.
+enum Claim {
+    /// This request owns the key and must run.
+    Owned,
+    /// A completed request with the same key and body: replay its response.
+    Replay(Box<SimulationView>),
+}
+
+/// SHA-256 of the request body as sent (before a seed is generated).
+fn request_hash(req: &SimulationRequest) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(req.to_json_string().as_bytes()).to_vec()
+}
+
+fn check_idempotency_key(key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(ApiError::validation(
+            "Idempotency-Key",
+            "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces (a UUID is ideal)",
+        ));
+    }
+    Ok(())
+}
+
+/// Claims `key` for this request (`INSERT … ON CONFLICT DO NOTHING`), or finds the earlier
+/// request that holds it.
+async fn claim(
+    state: &AppState,
+    ctx: &TenantContext,
+    key: &str,
+    hash: &[u8],
+) -> Result<Claim, ApiError> {
+    let now = state.clock.now();
+    let mut tx = ctx.begin(&state.pool).await?;
+    sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+        .bind(now - chrono::Duration::hours(IDEMPOTENCY_TTL_HOURS))
+        .execute(&mut *tx)
+        .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (key, request_hash, status, created_at) VALUES ($1, $2, 'in_progress', $3) \
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(hash)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        tx.commit().await?;
+        return Ok(Claim::Owned);
+    }
+    let row =
+        sqlx::query("SELECT request_hash, status, response FROM idempotency_keys WHERE key = $1")
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    let stored_hash: Vec<u8> = row.try_get("request_hash")?;
+    if stored_hash != hash {
+        return Err(ApiError::validation(
+            "Idempotency-Key",
+            "this Idempotency-Key was already used with a different request body; use a new key for a new request",
+        ));
+    }
+    let status: String = row.try_get("status")?;
+    match row.try_get::<Option<serde_json::Value>, _>("response")? {
+        Some(body) if status == "completed" => Ok(Claim::Replay(Box::new(
+            SimulationView::parse_from_json(Some(body))
+                .map_err(|e| ApiError::internal(e.into_message()))?,
+        ))),
+        _ => Err(ApiError::conflict(
+            "a request with this Idempotency-Key is still being processed; retry after it completes",
+        )),
+    }
+}
+
+/// Releases a claimed key after the request failed, so the client can retry with it.
+async fn release(state: &AppState, ctx: &TenantContext, key: &str) {
+    let result = async {
+        let mut tx = ctx.begin(&state.pool).await?;
+        sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND status = 'in_progress'")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<(), ApiError>(())
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::warn!(error = ?err, "could not release idempotency key");
+    }
+}
+
 impl SimulationsApi {
-    /// Run a simulation
-    ///
-    /// Runs a correlated multi-asset Monte Carlo simulation in-process and stores the result.
-    /// Counts against the tenant's monthly simulation quota; the tier caps paths and
-    /// paths × steps × assets. Responses carry `RateLimit-Policy`, `RateLimit` and
-    /// `X-RateLimit-*` headers.
-    #[oai(
-        path = "/api/v1/simulations",
-        method = "post",
-        operation_id = "createSimulation"
-    )]
-    async fn create(
+    /// Quota, concurrency slot, engine run on rayon, and storage — with the idempotency
+    /// response saved in the same transaction as the simulation row.
+    async fn run_and_store(
         &self,
         req: &Request,
-        caller: Caller,
-        body: Json<SimulationRequest>,
-    ) -> Result<SimulationCreated, CreateSimulationError> {
+        ctx: &TenantContext,
+        request: SimulationRequest,
+        sim: engine::Simulation,
+        idempotency_key: Option<&str>,
+    ) -> Result<SimulationView, ApiError> {
         let state = &self.state;
-        let ctx = caller.0;
-        let tenant = ctx.tenant.clone();
-        if tenant.trial_ended(state.clock.now()) {
-            return Err(ApiError::payment_required(format!(
-                "the trial of tenant {:?} ended at {}; choose a paid tier to keep running simulations",
-                tenant.slug.as_str(),
-                tenant.trial_ends_at.map(|t| t.to_rfc3339()).unwrap_or_default()
-            ))
-            .into());
-        }
-        let mut request = body.0;
-        let seed = request.seed.unwrap_or_else(|| rand::random::<u64>() >> 11);
-        request.seed = Some(seed);
-        let spec = to_spec(&request, seed)?;
-        let limits = engine::Limits::default();
-        let sim = engine::Simulation::with_limits(spec, &limits)
-            .map_err(|e| ApiError::validation(e.field().to_string(), e.to_string()))?;
-        check_size(state, &ctx, &sim, request.paths)?;
-
+        let tenant = &ctx.tenant;
+        let seed = request.seed.unwrap_or_default();
         let grant = state
             .quotas
             .consume_simulation(tenant.id.as_uuid(), &tenant.tier, tenant.overage_enabled)
@@ -721,9 +792,14 @@ impl SimulationsApi {
                 i64::try_from(result.paths.saturating_mul(result.steps)).unwrap_or(i64::MAX),
             );
         }
-        let view = SimulationResultView::from(&result);
-        let id = SimulationId::new();
-        let now = state.clock.now();
+        let view = SimulationView {
+            id: SimulationId::new().to_string(),
+            created_at: state.clock.now(),
+            duration_ms,
+            result: SimulationResultView::from(&result),
+            request,
+        };
+        let id = SimulationId::parse(&view.id).map_err(ApiError::internal)?;
         let (key, user) = (
             ctx.api_key().map(|k| k.as_uuid()),
             ctx.user().map(|(u, _)| u.as_uuid()),
@@ -734,25 +810,92 @@ impl SimulationsApi {
              VALUES ($1, $2, $3, $4, $5::text::numeric, $6, $7, $8, $9, $10)",
         )
         .bind(id.as_uuid())
-        .bind(now)
+        .bind(view.created_at)
         .bind(key)
         .bind(user)
         .bind(seed.to_string())
         .bind(i64::try_from(result.paths).unwrap_or(i64::MAX))
         .bind(i64::try_from(result.steps).unwrap_or(i64::MAX))
         .bind(duration_ms)
-        .bind(request.to_json())
-        .bind(view.to_json())
+        .bind(view.request.to_json())
+        .bind(view.result.to_json())
         .execute(&mut *tx)
         .await?;
+        if let Some(ikey) = idempotency_key {
+            sqlx::query("UPDATE idempotency_keys SET status = 'completed', simulation_id = $2, response = $3 WHERE key = $1")
+                .bind(ikey)
+                .bind(id.as_uuid())
+                .bind(view.to_json())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(SimulationCreated::Created(Json(SimulationView {
-            id: id.to_string(),
-            created_at: now,
-            duration_ms,
-            request,
-            result: view,
-        })))
+        Ok(view)
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Simulations")]
+impl SimulationsApi {
+    /// Run a simulation
+    ///
+    /// Runs a correlated multi-asset Monte Carlo simulation in-process and stores the result.
+    /// Counts against the tenant's monthly simulation quota; the tier caps paths and
+    /// paths × steps × assets. Responses carry `RateLimit-Policy`, `RateLimit` and
+    /// `X-RateLimit-*` headers.
+    #[oai(
+        path = "/api/v1/simulations",
+        method = "post",
+        operation_id = "createSimulation"
+    )]
+    async fn create(
+        &self,
+        req: &Request,
+        caller: Caller,
+        body: Json<SimulationRequest>,
+        /// Optional idempotency key (e.g. a UUID): a retried request with the same key and body
+        /// runs once and replays the first response for 24 hours; the same key with another body
+        /// answers 422, and while the first request is still running, 409.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+    ) -> Result<SimulationCreated, CreateSimulationError> {
+        let state = &self.state;
+        let ctx = caller.0;
+        let tenant = ctx.tenant.clone();
+        if tenant.trial_ended(state.clock.now()) {
+            return Err(ApiError::payment_required(format!(
+                "the trial of tenant {:?} ended at {}; choose a paid tier to keep running simulations",
+                tenant.slug.as_str(),
+                tenant.trial_ends_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+            ))
+            .into());
+        }
+        let mut request = body.0;
+        let hash = request_hash(&request);
+        let seed = request.seed.unwrap_or_else(|| rand::random::<u64>() >> 11);
+        request.seed = Some(seed);
+        let spec = to_spec(&request, seed)?;
+        let limits = engine::Limits::default();
+        let sim = engine::Simulation::with_limits(spec, &limits)
+            .map_err(|e| ApiError::validation(e.field().to_string(), e.to_string()))?;
+        check_size(state, &ctx, &sim, request.paths)?;
+
+        let key = idempotency_key.0;
+        if let Some(key) = &key {
+            check_idempotency_key(key)?;
+            if let Claim::Replay(view) = claim(state, &ctx, key, &hash).await? {
+                if let Some(s) = scope(req) {
+                    s.add_headers(vec![("Idempotent-Replayed".into(), "true".into())]);
+                }
+                return Ok(SimulationCreated::Created(Json(*view)));
+            }
+        }
+        let outcome = self
+            .run_and_store(req, &ctx, request, sim, key.as_deref())
+            .await;
+        if let (Err(_), Some(key)) = (&outcome, &key) {
+            release(state, &ctx, key).await;
+        }
+        Ok(SimulationCreated::Created(Json(outcome?)))
     }
 
     /// Get a simulation

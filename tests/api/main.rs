@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod idempotency;
+
 mod accounts;
 mod isolation;
 mod keys;

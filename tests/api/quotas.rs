@@ -218,6 +218,11 @@ async fn concurrency_cap_per_tenant_rejects_after_a_short_wait() {
     let app = spawn_app().await;
     let t = app.signup_on("acme", "starter").await;
     set_tier(&app, "starter", None, 1).await;
+    // Room for a run that takes seconds even on a fast machine.
+    sqlx::query("UPDATE platform.tiers SET max_paths = 1000000, max_work = 2000000000 WHERE name = 'starter'")
+        .execute(&app.pg().await)
+        .await
+        .unwrap();
     let app = std::sync::Arc::new(
         spawn_with(Options {
             database_url: Some(app.database_url.clone()),
@@ -225,9 +230,10 @@ async fn concurrency_cap_per_tenant_rejects_after_a_short_wait() {
         })
         .await,
     );
-    // 100 000 paths × 2 520 steps: seconds of work, far longer than the 300 ms queue wait.
+    // 1 000 000 paths × 1 000 steps = 1e9 asset-steps: seconds of work, far longer than the
+    // 150 ms head start plus the 300 ms queue wait.
     let heavy = json!({"assets": [{"weight": 1.0, "drift": 0.05, "volatility": 0.2}], "initial_value": 1000,
-                       "horizon_years": 10, "steps_per_year": 252, "paths": 100000, "seed": 3});
+                       "horizon_years": 10, "steps_per_year": 100, "paths": 1000000, "seed": 3});
     let (a, k) = (app.clone(), t.keys[0].clone());
     let first = tokio::spawn(async move {
         a.post("/api/v1/simulations", &[("x-api-key", &k)], heavy)
