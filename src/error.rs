@@ -362,6 +362,11 @@ pub fn problem_from_poem_error(err: &poem::Error) -> (Problem, Vec<(String, Stri
         "no such endpoint; see /docs for the API reference".to_string()
     } else if status == StatusCode::METHOD_NOT_ALLOWED {
         "this endpoint does not support that HTTP method; see /docs".to_string()
+    } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!(
+            "the request body is larger than the {} MiB limit",
+            crate::startup::MAX_BODY_BYTES / (1024 * 1024)
+        )
     } else if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
         format!("{err}; send the body as application/json")
     } else if status.is_server_error() {
@@ -380,6 +385,7 @@ pub fn problem_from_poem_error(err: &poem::Error) -> (Problem, Vec<(String, Stri
         401 => "unauthorized",
         404 => "not-found",
         405 => "method-not-allowed",
+        413 => "payload-too-large",
         415 => "unsupported-media-type",
         _ => "error",
     };

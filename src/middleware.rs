@@ -89,6 +89,15 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<R
     let path = req.uri().path().to_string();
     let span = tracing::info_span!("request", request_id = %request_id, %method, %path, tenant = tracing::field::Empty);
 
+    if let Err(err) = limit_body(&mut req).await {
+        let (problem, _) = in_request_scope(request_id.clone(), path.clone(), async {
+            problem_from_poem_error(&err)
+        })
+        .await
+        .0;
+        tracing::info!(parent: &span, status = 413, "request body too large");
+        return Ok(ProblemJson(problem).into_response());
+    }
     let (result, stashed) = in_request_scope(request_id.clone(), path.clone(), ep.call(req))
         .instrument(span.clone())
         .await;
@@ -135,6 +144,35 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<R
     }
     tracing::info!(parent: &span, status, duration_ms, "request");
     Ok(resp)
+}
+
+/// Refuses bodies over [`crate::startup::MAX_BODY_BYTES`]: a declared `Content-Length` is
+/// checked before reading; a chunked body is read with the cap.
+async fn limit_body(req: &mut Request) -> Result<(), poem::Error> {
+    let max = crate::startup::MAX_BODY_BYTES;
+    let too_large = || poem::Error::from_status(poem::http::StatusCode::PAYLOAD_TOO_LARGE);
+    let declared = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > max as u64 => Err(too_large()),
+        Some(_) => Ok(()),
+        None if req
+            .headers()
+            .contains_key(poem::http::header::TRANSFER_ENCODING) =>
+        {
+            let bytes = req
+                .take_body()
+                .into_bytes_limit(max)
+                .await
+                .map_err(|_| too_large())?;
+            req.set_body(bytes);
+            Ok(())
+        }
+        None => Ok(()),
+    }
 }
 
 async fn record_usage(

@@ -42,6 +42,9 @@ pub struct Application {
     acceptor: poem::listener::BoxAcceptor,
 }
 
+/// Largest accepted request body (a caller-supplied bootstrap history is the big one).
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
 /// Builds every route: the API, `/openapi.json`, `/docs`, wrapped in the request middleware.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = crate::api::service(state.clone(), "/");

@@ -41,6 +41,12 @@ async fn framework_errors_are_problems() {
         .await
         .problem(415);
     assert!(d.contains("application/json"), "{d}");
+    let huge = format!("{{\"assets\": [{}]}}", "1.0,".repeat(5_000_000));
+    let d = app
+        .raw(Method::POST, "/api/v1/simulations", &key, &huge)
+        .await
+        .problem(413);
+    assert!(d.contains("16 MiB"), "{d}");
     app.get("/api/v1/nothing-here", &[]).await.problem(404);
     app.request(Method::PUT, "/api/v1/signup", &[], None)
         .await
