@@ -2,6 +2,7 @@
 
 use crate::api::ApiTags;
 use crate::api::keys::NewApiKey;
+use crate::api::payload::ApiJson;
 use crate::auth::{self, Caller, UserAuth};
 use crate::domain::{Email, Password, Role, TenantSlug, UserId};
 use crate::error::ApiError;
@@ -264,7 +265,7 @@ impl AccountsApi {
     async fn signup(
         &self,
         req: &Request,
-        body: Json<SignupRequest>,
+        body: ApiJson<SignupRequest>,
     ) -> Result<SignupCreated, SignupError> {
         let state = &self.state;
         let b = body.0;
@@ -328,7 +329,7 @@ impl AccountsApi {
     async fn login(
         &self,
         req: &Request,
-        body: Json<LoginRequest>,
+        body: ApiJson<LoginRequest>,
     ) -> Result<Json<TokenResponse>, LoginError> {
         let state = &self.state;
         let named = named_tenant(req, &state.settings.base_domain)?.ok_or_else(|| {
@@ -337,7 +338,7 @@ impl AccountsApi {
         let tenant = state.tenants.by_slug(&named.slug).await?.ok_or_else(|| {
             ApiError::not_found(format!("no tenant named {:?}", named.slug.as_str()))
         })?;
-        let email = Email::parse(&body.email).map_err(|e| ApiError::validation("email", e))?;
+        let email = Email::parse(&body.0.email).map_err(|e| ApiError::validation("email", e))?;
         let account = format!("{}:{}", tenant.slug, email);
         throttle(state, &client_ip(req), &account)?;
         let mut tx = crate::db::begin_tenant(&state.pool, &tenant.schema).await?;
@@ -419,7 +420,7 @@ impl AccountsApi {
     async fn create_user(
         &self,
         auth: UserAuth,
-        body: Json<CreateUserRequest>,
+        body: ApiJson<CreateUserRequest>,
     ) -> Result<UserCreated, UsersError> {
         let ctx = auth.0;
         let (actor, _) = ctx.require_manager()?;

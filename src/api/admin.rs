@@ -2,6 +2,7 @@
 //! or overage flag. Changes take effect on this instance's next request.
 
 use crate::api::ApiTags;
+use crate::api::payload::ApiJson;
 use crate::auth::AdminAuth;
 use crate::error::ApiError;
 use crate::problem_responses;
@@ -186,7 +187,7 @@ impl AdminApi {
         _admin: AdminAuth,
         /// Tenant slug.
         slug: Path<String>,
-        body: Json<TenantPatch>,
+        body: ApiJson<TenantPatch>,
     ) -> Result<Json<AdminTenantView>, AdminError> {
         let state = &self.state;
         let slug = crate::domain::TenantSlug::parse(&slug.0)

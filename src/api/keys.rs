@@ -2,6 +2,7 @@
 
 use crate::api::ApiTags;
 use crate::api::accounts::audit;
+use crate::api::payload::ApiJson;
 use crate::auth::UserAuth;
 use crate::domain::{ApiKeyId, ApiKeySecret};
 use crate::error::ApiError;
@@ -167,7 +168,7 @@ impl KeysApi {
     async fn create(
         &self,
         auth: UserAuth,
-        body: Json<CreateKeyRequest>,
+        body: ApiJson<CreateKeyRequest>,
     ) -> Result<KeyCreated, KeysError> {
         let ctx = auth.0;
         let (actor, _) = ctx.require_manager()?;

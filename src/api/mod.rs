@@ -5,6 +5,7 @@ pub mod admin;
 mod examples;
 pub mod health;
 pub mod keys;
+pub mod payload;
 pub mod simulations;
 pub mod usage;
 

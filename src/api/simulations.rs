@@ -6,6 +6,7 @@
 //! 429) → run → store. Nothing is stored unless the run completed.
 
 use crate::api::ApiTags;
+use crate::api::payload::ApiJson;
 use crate::auth::Caller;
 use crate::domain::SimulationId;
 use crate::error::ApiError;
@@ -851,7 +852,7 @@ impl SimulationsApi {
         &self,
         req: &Request,
         caller: Caller,
-        body: Json<SimulationRequest>,
+        body: ApiJson<SimulationRequest>,
         /// Optional idempotency key (e.g. a UUID): a retried request with the same key and body
         /// runs once and replays the first response for 24 hours; the same key with another body
         /// answers 422, and while the first request is still running, 409.

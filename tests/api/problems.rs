@@ -17,20 +17,43 @@ async fn framework_errors_are_problems() {
         .await
         .problem(400);
     assert!(d.contains("line 1"), "{d}");
+    // Well-formed JSON that does not fit the schema: 422 naming the field.
     let mut unknown = simulation_body();
     unknown["colour"] = json!("blue");
-    let d = app
-        .post("/api/v1/simulations", &key[..1], unknown)
-        .await
-        .problem(400);
-    assert!(d.contains("colour"), "{d}");
+    let r = app.post("/api/v1/simulations", &key[..1], unknown).await;
+    assert!(
+        r.problem(422).contains("unknown field colour"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["field"], "colour");
     let mut mistyped = simulation_body();
     mistyped["paths"] = json!("many");
-    let d = app
-        .post("/api/v1/simulations", &key[..1], mistyped)
+    let r = app.post("/api/v1/simulations", &key[..1], mistyped).await;
+    let d = r.problem(422);
+    assert_eq!(r.body["field"], "paths");
+    assert!(d.contains("\"many\"") && d.contains("whole number"), "{d}");
+    let mut nested = simulation_body();
+    nested["assets"][1]["weight"] = json!("heavy");
+    let r = app.post("/api/v1/simulations", &key[..1], nested).await;
+    r.problem(422);
+    assert_eq!(r.body["field"], "assets[1].weight");
+    let mut missing = simulation_body();
+    missing.as_object_mut().unwrap().remove("initial_value");
+    let r = app.post("/api/v1/simulations", &key[..1], missing).await;
+    assert_eq!(r.body["field"], "initial_value", "{}", r.body);
+    let mut bad_enum = simulation_body();
+    bad_enum["rebalancing"] = json!("hourly");
+    let r = app.post("/api/v1/simulations", &key[..1], bad_enum).await;
+    assert!(r.problem(422).contains("annually"), "{}", r.body);
+    assert_eq!(r.body["field"], "rebalancing");
+    let mut negative = simulation_body();
+    negative["paths"] = json!(-5);
+    let r = app.post("/api/v1/simulations", &key[..1], negative).await;
+    assert_eq!(r.body["field"], "paths", "{}", r.body);
+    app.raw(Method::POST, "/api/v1/simulations", &key, "")
         .await
         .problem(400);
-    assert!(d.contains("\"many\"") && d.contains("integer"), "{d}");
     let d = app
         .raw(
             Method::POST,
