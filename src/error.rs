@@ -409,26 +409,16 @@ pub fn problem_from_poem_error(err: &poem::Error) -> (Problem, Vec<(String, Stri
 }
 
 /// Declares an operation's error enum: one `application/problem+json` variant per status the
-/// operation can return, plus `From<ApiError>` (a status outside the list becomes the 500).
+/// operation can return (documented in the spec), plus `From<ApiError>` (a status outside the
+/// list becomes the 500).
 ///
 /// ```ignore
 /// problem_responses!(SignupError { BadRequest = 400, Conflict = 409, Invalid = 422 });
 /// ```
 #[macro_export]
 macro_rules! problem_responses {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $status:tt),* $(,)? }) => {
-        $(#[$meta])*
-        #[derive(poem_openapi::ApiResponse, Debug)]
-        pub enum $name {
-            $(
-                #[doc = $crate::status_doc!($status)]
-                #[oai(status = $status)]
-                $variant($crate::error::ProblemJson),
-            )*
-            /// Unexpected server error (logged; the body carries the request id).
-            #[oai(status = 500)]
-            Internal($crate::error::ProblemJson),
-        }
+    ($name:ident { $($variant:ident = $status:tt),* $(,)? }) => {
+        $crate::problem_responses!(@enum $name [] $($variant = $status,)*);
 
         impl From<$crate::error::ApiError> for $name {
             fn from(err: $crate::error::ApiError) -> Self {
@@ -459,37 +449,78 @@ macro_rules! problem_responses {
             }
         }
     };
-}
-
-/// Standard description of an error status in the spec (used by [`problem_responses!`]).
-#[macro_export]
-macro_rules! status_doc {
-    (400) => {
-        "Malformed request: invalid JSON, unknown or mistyped fields, conflicting tenant sources."
+    (@enum $name:ident [$($acc:tt)*] $variant:ident = 400, $($rest:tt)*) => {
+        $crate::problem_responses!(@enum $name [$($acc)*
+            #[doc = "Malformed request: invalid or empty JSON, conflicting tenant sources, bad header."]
+            #[oai(status = 400)]
+            $variant($crate::error::ProblemJson),
+        ] $($rest)*);
     };
-    (401) => {
-        "Missing, malformed, unknown, revoked, expired or foreign credentials."
+    (@enum $name:ident [$($acc:tt)*] $variant:ident = 401, $($rest:tt)*) => {
+        $crate::problem_responses!(@enum $name [$($acc)*
+            #[doc = "Missing, malformed, unknown, revoked, expired or foreign credentials."]
+            #[oai(status = 401)]
+            $variant($crate::error::ProblemJson),
+        ] $($rest)*);
     };
-    (402) => {
-        "The tenant's trial has ended."
+    (@enum $name:ident [$($acc:tt)*] $variant:ident = 402, $($rest:tt)*) => {
+        $crate::problem_responses!(@enum $name [$($acc)*
+            #[doc = "The tenant's trial has ended."]
+            #[oai(status = 402)]
+            $variant($crate::error::ProblemJson),
+        ] $($rest)*);
     };
-    (403) => {
-        "Not allowed: role, suspended tenant or tier limit."
+    (@enum $name:ident [$($acc:tt)*] $variant:ident = 403, $($rest:tt)*) => {
+        $crate::problem_responses!(@enum $name [$($acc)*
+            #[doc = "Not allowed: role, suspended tenant, or a tier limit (the detail names the tier that allows it)."]
+            #[oai(status = 403)]
+            $variant($crate::error::ProblemJson),
+        ] $($rest)*);
     };
-    (404) => {
-        "No such resource in this tenant (another tenant's resources are never visible)."
+    (@enum $name:ident [$($acc:tt)*] $variant:ident = 404, $($rest:tt)*) => {
+        $crate::problem_responses!(@enum $name [$($acc)*
+            #[doc = "No such resource in this tenant (another tenant's resources are never visible)."]
+            #[oai(status = 404)]
+            $variant($crate::error::ProblemJson),
+        ] $($rest)*);
     };
-    (409) => {
-        "Conflicts with existing state."
+    (@enum $name:ident [$($acc:tt)*] $variant:ident = 409, $($rest:tt)*) => {
+        $crate::problem_responses!(@enum $name [$($acc)*
+            #[doc = "Conflicts with existing state (taken slug, duplicate user, idempotency key in use)."]
+            #[oai(status = 409)]
+            $variant($crate::error::ProblemJson),
+        ] $($rest)*);
     };
-    (422) => {
-        "Semantically invalid input; `field` names the offending field."
+    (@enum $name:ident [$($acc:tt)*] $variant:ident = 422, $($rest:tt)*) => {
+        $crate::problem_responses!(@enum $name [$($acc)*
+            #[doc = "Well-formed but invalid input; `field` names the offending field."]
+            #[oai(status = 422)]
+            $variant($crate::error::ProblemJson),
+        ] $($rest)*);
     };
-    (429) => {
-        "A rate limit or quota was hit; see `Retry-After` and `policy`."
+    (@enum $name:ident [$($acc:tt)*] $variant:ident = 429, $($rest:tt)*) => {
+        $crate::problem_responses!(@enum $name [$($acc)*
+            #[doc = "A rate limit or quota was hit; see `Retry-After`, the RateLimit headers and `policy`."]
+            #[oai(status = 429)]
+            $variant($crate::error::ProblemJson),
+        ] $($rest)*);
     };
-    (503) => {
-        "A dependency is unavailable."
+    (@enum $name:ident [$($acc:tt)*] $variant:ident = 503, $($rest:tt)*) => {
+        $crate::problem_responses!(@enum $name [$($acc)*
+            #[doc = "A dependency is unavailable; retry after `Retry-After`."]
+            #[oai(status = 503)]
+            $variant($crate::error::ProblemJson),
+        ] $($rest)*);
+    };
+    (@enum $name:ident [$($acc:tt)*]) => {
+        /// Error responses of this operation (RFC 9457 problem details).
+        #[derive(poem_openapi::ApiResponse, Debug)]
+        pub enum $name {
+            $($acc)*
+            /// Unexpected server error (logged; the body carries the request id).
+            #[oai(status = 500)]
+            Internal($crate::error::ProblemJson),
+        }
     };
 }
 

@@ -419,6 +419,33 @@ pub struct SimulationPage {
 }
 
 #[derive(ApiResponse)]
+#[oai(
+    header(
+        name = "RateLimit-Policy",
+        ty = "String",
+        description = "IETF draft-ietf-httpapi-ratelimit-headers: the burst and monthly policies, e.g. `\"burst\";q=10;w=2, \"monthly\";q=1000;w=2592000`"
+    ),
+    header(
+        name = "RateLimit",
+        ty = "String",
+        description = "Remaining requests `r` and seconds to reset `t` per policy"
+    ),
+    header(
+        name = "X-RateLimit-Limit",
+        ty = "u64",
+        description = "Legacy: limit of the most constrained policy"
+    ),
+    header(
+        name = "X-RateLimit-Remaining",
+        ty = "u64",
+        description = "Legacy: requests left under that policy"
+    ),
+    header(
+        name = "X-RateLimit-Reset",
+        ty = "u64",
+        description = "Legacy: seconds until that policy resets"
+    )
+)]
 enum SimulationCreated {
     /// Simulation ran and was stored.
     #[oai(status = 201)]

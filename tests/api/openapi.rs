@@ -38,6 +38,10 @@ async fn spec_and_docs_are_served_and_complete() {
                 for (status, r) in responses {
                     if status.starts_with('4') || status.starts_with('5') {
                         assert!(
+                            r["description"].as_str().is_some_and(|d| !d.is_empty()),
+                            "{method} {path} {status} has no description"
+                        );
+                        assert!(
                             r["content"]["application/problem+json"].is_object(),
                             "{method} {path} {status} is not problem+json"
                         );

@@ -231,7 +231,7 @@ async fn concurrency_cap_per_tenant_rejects_after_a_short_wait() {
         .await,
     );
     // 1 000 000 paths × 1 000 steps = 1e9 asset-steps: seconds of work, far longer than the
-    // 150 ms head start plus the 300 ms queue wait.
+    // 300 ms queue wait.
     let heavy = json!({"assets": [{"weight": 1.0, "drift": 0.05, "volatility": 0.2}], "initial_value": 1000,
                        "horizon_years": 10, "steps_per_year": 100, "paths": 1000000, "seed": 3});
     let (a, k) = (app.clone(), t.keys[0].clone());
@@ -239,7 +239,24 @@ async fn concurrency_cap_per_tenant_rejects_after_a_short_wait() {
         a.post("/api/v1/simulations", &[("x-api-key", &k)], heavy)
             .await
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Wait until the first simulation really holds the tenant's only slot.
+    let tenant_id = uuid::Uuid::parse_str(
+        t.body["tenant"]["id"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("ten_"),
+    )
+    .unwrap();
+    let mut held = false;
+    for _ in 0..500 {
+        if app.app_state.quotas.available_simulation_slots(tenant_id) == Some(0) {
+            held = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(held, "the first simulation never took the slot");
+    let started = std::time::Instant::now();
     let r = app
         .post(
             "/api/v1/simulations",
@@ -247,6 +264,17 @@ async fn concurrency_cap_per_tenant_rejects_after_a_short_wait() {
             tiny_simulation(),
         )
         .await;
+    if r.status.as_u16() != 429 {
+        let second_ms = started.elapsed().as_millis();
+        let f = first.await.unwrap();
+        panic!(
+            "second answered {} after {second_ms} ms; first answered {} after {} ms: {}",
+            r.status,
+            f.status,
+            started.elapsed().as_millis(),
+            f.body.to_string().chars().take(300).collect::<String>()
+        );
+    }
     r.problem(429);
     assert_eq!(r.body["policy"], "concurrency", "{}", r.body);
     first.await.unwrap().ok(201);
