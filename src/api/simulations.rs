@@ -418,6 +418,8 @@ pub struct SimulationPage {
     pub next_cursor: Option<String>,
 }
 
+// poem-openapi's `header(...)` list repeats `ty = …` per header, which clippy misreads.
+#[allow(clippy::duplicated_attributes)]
 #[derive(ApiResponse)]
 #[oai(
     header(
