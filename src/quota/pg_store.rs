@@ -42,10 +42,7 @@ const USAGE_SQL: &str =
     "SELECT used, overage FROM platform.quota_counters WHERE tenant_id = $1 AND period = $2";
 
 fn counts((used, overage): (i64, i64)) -> Counts {
-    Counts {
-        used: used.max(0) as u64,
-        overage: overage.max(0) as u64,
-    }
+    Counts::from_signed(used, overage)
 }
 
 #[async_trait]

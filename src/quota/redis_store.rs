@@ -401,13 +401,6 @@ impl RedisQuotaStore {
     }
 }
 
-fn to_counts(used: i64, overage: i64) -> Counts {
-    Counts {
-        used: used.max(0) as u64,
-        overage: overage.max(0) as u64,
-    }
-}
-
 #[async_trait]
 impl QuotaStore for RedisQuotaStore {
     async fn consume(
@@ -438,7 +431,7 @@ impl QuotaStore for RedisQuotaStore {
             .await;
         match res {
             Some(v) if v.len() == 4 => {
-                let counts = to_counts(v[1], v[2]);
+                let counts = Counts::from_signed(v[1], v[2]);
                 self.local.observe(tenant_id, period, counts, expire_at);
                 Ok(ConsumeOutcome {
                     admitted: v[0] == 1,
@@ -476,7 +469,7 @@ impl QuotaStore for RedisQuotaStore {
             .await;
         Ok(match res {
             Some((u, o)) => {
-                let counts = to_counts(u.unwrap_or(0), o.unwrap_or(0));
+                let counts = Counts::from_signed(u.unwrap_or(0), o.unwrap_or(0));
                 self.local
                     .observe(tenant_id, period, counts, Self::expire_at(period));
                 self.local.counts(tenant_id, period)

@@ -17,6 +17,16 @@ pub struct Counts {
     pub overage: u64,
 }
 
+impl Counts {
+    /// From a store's signed counters (PostgreSQL `bigint`, Redis integers); negatives read as 0.
+    pub(crate) fn from_signed(used: i64, overage: i64) -> Self {
+        Self {
+            used: used.max(0) as u64,
+            overage: overage.max(0) as u64,
+        }
+    }
+}
+
 /// Result of one atomic check-and-increment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConsumeOutcome {
