@@ -161,6 +161,7 @@ impl Application {
             quotas: Arc::new(quotas),
             tenants_current: AtomicBool::new(summary.failed.is_empty()),
         });
+        crate::tenancy::spawn_change_listener(Arc::downgrade(&state), url.clone());
         let acceptor = TcpListener::bind(addr.clone())
             .into_acceptor()
             .await

@@ -210,6 +210,29 @@ impl TenantDirectory {
         self.refresh(id).await
     }
 
+    /// Re-reads every tenant in one query, replacing the cache (after missed notifications).
+    ///
+    /// # Errors
+    /// When PostgreSQL fails.
+    pub async fn reload_all(&self) -> Result<usize, ApiError> {
+        let rows = sqlx::query(tenant_select!()).fetch_all(&self.pool).await?;
+        let tenants: Vec<Tenant> = rows
+            .iter()
+            .map(|r| self.tenant_from_row(r))
+            .collect::<Result<_, _>>()?;
+        let n = tenants.len();
+        let mut by_slug = HashMap::with_capacity(n);
+        let mut by_id = HashMap::with_capacity(n);
+        for t in tenants {
+            let t = Arc::new(t);
+            by_slug.insert(t.slug.as_str().to_string(), t.clone());
+            by_id.insert(t.id.as_uuid(), t);
+        }
+        *self.by_slug.write().unwrap_or_else(|e| e.into_inner()) = by_slug;
+        *self.by_id.write().unwrap_or_else(|e| e.into_inner()) = by_id;
+        Ok(n)
+    }
+
     /// Re-reads one tenant from PostgreSQL (after a change) and replaces the cached copy.
     ///
     /// # Errors
@@ -260,6 +283,99 @@ macro_rules! tenant_select {
     };
 }
 use tenant_select;
+
+/// PostgreSQL `NOTIFY` channel announcing a changed tenant (payload: the tenant's UUID).
+pub const TENANT_CHANGED_CHANNEL: &str = "tenant_changed";
+
+/// Announces to every instance (including this one) that a tenant changed. Delivered when the
+/// surrounding transaction commits (immediately on an autocommit connection).
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn notify_changed<'c, E: sqlx::PgExecutor<'c>>(
+    executor: E,
+    id: TenantId,
+) -> Result<(), ApiError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(TENANT_CHANGED_CHANNEL)
+        .bind(id.as_uuid().to_string())
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Keeps this instance's [`TenantDirectory`] in step with changes made through any instance:
+/// `LISTEN tenant_changed` on a dedicated connection, refresh the named tenant on each
+/// notification, and reload every tenant after a reconnect (notifications may have been
+/// missed). Ends when the application state is dropped.
+pub fn spawn_change_listener(state: std::sync::Weak<crate::state::AppState>, url: String) {
+    use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+    use std::str::FromStr;
+    tokio::spawn(async move {
+        let Ok(opts) = PgConnectOptions::from_str(&url) else {
+            tracing::error!("tenant change listener: unusable DATABASE_URL");
+            return;
+        };
+        // Its own connection: a listener holds one for good.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(opts);
+        let mut first = true;
+        loop {
+            let mut listener = match PgListener::connect_with(&pool).await {
+                Ok(l) => l,
+                Err(err) => {
+                    tracing::warn!(error = %err, "tenant change listener: cannot connect; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Err(err) = listener.listen(TENANT_CHANGED_CHANNEL).await {
+                tracing::warn!(error = %err, "tenant change listener: LISTEN failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+            let mut resync = !first;
+            first = false;
+            loop {
+                if resync {
+                    let Some(state) = state.upgrade() else { return };
+                    match state.tenants.reload_all().await {
+                        Ok(n) => tracing::info!(
+                            tenants = n,
+                            "tenant cache reloaded after listener reconnect"
+                        ),
+                        Err(err) => tracing::warn!(error = ?err, "tenant cache reload failed"),
+                    }
+                    resync = false;
+                }
+                match listener.try_recv().await {
+                    Ok(Some(note)) => {
+                        let Some(state) = state.upgrade() else { return };
+                        match uuid::Uuid::parse_str(note.payload()) {
+                            Ok(id) => {
+                                if let Err(err) =
+                                    state.tenants.refresh(TenantId::from_uuid(id)).await
+                                {
+                                    tracing::warn!(error = ?err, "tenant refresh after notification failed");
+                                }
+                            }
+                            Err(_) => tracing::warn!(
+                                payload = note.payload(),
+                                "ignoring malformed tenant notification"
+                            ),
+                        }
+                    }
+                    Ok(None) => resync = true,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "tenant change listener lost its connection");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
 
 /// Who is calling, inside the tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

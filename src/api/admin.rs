@@ -229,6 +229,7 @@ impl AdminApi {
         .bind(state.clock.now())
         .execute(&state.pool)
         .await?;
+        crate::tenancy::notify_changed(&state.pool, tenant.id).await?;
         let fresh =
             state.tenants.refresh(tenant.id).await?.ok_or_else(|| {
                 ApiError::not_found(format!("no tenant named {:?}", slug.as_str()))

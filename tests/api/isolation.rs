@@ -336,3 +336,52 @@ async fn admin_api_needs_the_admin_token() {
         .await;
     assert_eq!(list.ok(200)[0]["slug"], "alpha");
 }
+
+#[tokio::test]
+async fn an_admin_change_on_one_instance_reaches_the_others() {
+    let url = fresh_database_url();
+    let opts = Options {
+        database_url: Some(url),
+        ..Default::default()
+    };
+    let a = spawn_with(opts.clone()).await;
+    let b = spawn_with(opts).await;
+    let t = a.signup("alpha").await;
+    // B caches the tenant on first use.
+    b.get("/api/v1/auth/me", &[("x-api-key", &t.keys[0])])
+        .await
+        .ok(200);
+    a.admin_patch("alpha", json!({"status": "suspended"}))
+        .await
+        .ok(200);
+    // B learns of it through LISTEN/NOTIFY, without a restart.
+    let mut refused = false;
+    for _ in 0..100 {
+        let r = b.get("/api/v1/auth/me", &[("x-api-key", &t.keys[1])]).await;
+        if r.status.as_u16() == 403 {
+            assert!(r.problem(403).contains("suspended"));
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        refused,
+        "instance B still serves a tenant suspended on instance A"
+    );
+    a.admin_patch("alpha", json!({"status": "active", "tier": "starter"}))
+        .await
+        .ok(200);
+    let mut upgraded = false;
+    for _ in 0..100 {
+        let r = b
+            .get("/api/v1/auth/me", &[("authorization", &bearer(&t.token))])
+            .await;
+        if r.status.as_u16() == 200 && r.body["tenant"]["tier"] == "starter" {
+            upgraded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(upgraded, "instance B never saw the tier change");
+}
