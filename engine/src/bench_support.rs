@@ -2,10 +2,11 @@
 
 use rayon::prelude::*;
 
-use crate::rng::{CHUNK_PATHS, chunk_rng, fill_normals};
+use crate::rng::{CHUNK_PATHS, Isa, chunk_rng, fill_normals_isa};
 
 /// The "floor": draws `paths × per_path` standard normals with exactly the
-/// generator, sampler, chunking and dispatch the engine uses, in parallel on
+/// generator, sampler (the same out-of-line `fill_normals_isa` copies),
+/// chunking and dispatch the engine uses, in parallel on
 /// the current rayon pool, in blocks of `block` normals (the engine draws
 /// `assets × 8` per block: one step of one group of 8 paths), and returns
 /// their sum (so nothing is optimised away).
@@ -33,23 +34,23 @@ fn floor_chunk(seed: u64, chunk: u64, total: u64, block: usize) -> f64 {
             return unsafe { floor_chunk_avx2(seed, chunk, total, block) };
         }
     }
-    floor_chunk_portable(seed, chunk, total, block)
+    floor_chunk_portable(seed, chunk, total, block, Isa::Portable)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn floor_chunk_avx512(seed: u64, chunk: u64, total: u64, block: usize) -> f64 {
-    floor_chunk_portable(seed, chunk, total, block)
+    floor_chunk_portable(seed, chunk, total, block, Isa::Avx512)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn floor_chunk_avx2(seed: u64, chunk: u64, total: u64, block: usize) -> f64 {
-    floor_chunk_portable(seed, chunk, total, block)
+    floor_chunk_portable(seed, chunk, total, block, Isa::Avx2)
 }
 
 #[inline(always)]
-fn floor_chunk_portable(seed: u64, chunk: u64, total: u64, block: usize) -> f64 {
+fn floor_chunk_portable(seed: u64, chunk: u64, total: u64, block: usize, isa: Isa) -> f64 {
     let mut rng = chunk_rng(seed, chunk);
     // Fill a buffer like the kernel does (no serial dependency through an
     // accumulator), then fold it.
@@ -58,7 +59,7 @@ fn floor_chunk_portable(seed: u64, chunk: u64, total: u64, block: usize) -> f64 
     let mut done = 0;
     while done < total {
         let k = (total - done).min(buf.len() as u64) as usize;
-        fill_normals(&mut rng, &mut buf[..k]);
+        fill_normals_isa(isa, &mut rng, &mut buf[..k]);
         for (a, v) in acc.iter_mut().zip(&buf[..k]) {
             *a += v;
         }

@@ -1,6 +1,13 @@
 //! The path simulation kernel: a chunk of paths, advanced [`LANES`] paths at
 //! a time in structure-of-arrays form so the per-asset arithmetic (shock
 //! correlation, `exp`, holdings update) vectorises.
+//!
+//! Steps are processed in batches (about [`BATCH_VALUES`] values): first the
+//! normals of every step of the batch are drawn (stream order unchanged),
+//! then all steps are correlated, then one long `exp` pass, and only then the
+//! short sequential holdings / rebalancing / drawdown recurrence runs. Done
+//! step by step, each step's `exp` and correlation chains were latency-bound
+//! behind the sampler. Results do not depend on the batch size.
 
 // Index loops over lanes/assets mirror the formulas and vectorise well.
 #![allow(clippy::needless_range_loop)]
@@ -9,7 +16,7 @@ use rand_distr::{ChiSquared, Distribution};
 use rand_pcg::Pcg64Mcg;
 
 use crate::fastmath::exp_lanes;
-use crate::rng::{CHUNK_PATHS, chunk_rng, fill_normals, index};
+use crate::rng::{CHUNK_PATHS, Isa, chunk_rng, fill_normals_isa, index};
 use crate::spec::{Model, Simulation};
 
 /// Paths advanced together. Antithetic pairs are lanes `(l, l + LANES/2)`.
@@ -29,9 +36,19 @@ pub(crate) struct ChunkOut {
     pub(crate) max_drawdown: Vec<f64>,
 }
 
-/// Produces the per-step growth factors `x[i][l]` (in place) for one block.
+/// Steps are generated in batches of about this many values
+/// (`steps × assets × LANES`, 16 KiB), so the sampler, the correlation and
+/// the `exp` run as long independent passes and only the short holdings
+/// recurrence is sequential. The random stream is consumed in exactly the
+/// same order as step by step, so the batch size does not affect results.
+const BATCH_VALUES: usize = 2048;
+
+/// Produces the growth factors of consecutive steps for one block of lanes.
 trait Shocks {
-    fn growth(&mut self, sim: &Simulation, rng: &mut Pcg64Mcg, z: &mut [Lanes], x: &mut [Lanes]);
+    /// Fills `x` (`steps × n` lane arrays, step-major, `x[k·n + i][l]`)
+    /// with the growth factors of the next `x.len() / n` steps, consuming
+    /// the random stream step by step.
+    fn growth(&mut self, sim: &Simulation, rng: &mut Pcg64Mcg, x: &mut [Lanes]);
     /// Called at the start of every block of lanes.
     fn reset(&mut self) {}
 }
@@ -39,10 +56,10 @@ trait Shocks {
 /// Fills `z` (asset-major, `z[i][l]`) with standard normals in one block;
 /// with antithetic variates lanes `HALF..` mirror lanes `..HALF`.
 #[inline(always)]
-fn draw_normals(rng: &mut Pcg64Mcg, z: &mut [Lanes], antithetic: bool) {
+fn draw_normals(isa: Isa, rng: &mut Pcg64Mcg, z: &mut [Lanes], antithetic: bool) {
     if antithetic {
         let n = z.len();
-        fill_normals(rng, &mut z.as_flattened_mut()[..n * HALF]);
+        fill_normals_isa(isa, rng, &mut z.as_flattened_mut()[..n * HALF]);
         // Spread draw `k = i·HALF + l` (stored at `z[k / LANES][k % LANES]`)
         // to `z[i][l]`, last asset first so no draw is overwritten before it
         // is read (`i·HALF ≤ i·LANES`).
@@ -59,73 +76,142 @@ fn draw_normals(rng: &mut Pcg64Mcg, z: &mut [Lanes], antithetic: bool) {
             }
         }
     } else {
-        fill_normals(rng, z.as_flattened_mut());
+        fill_normals_isa(isa, rng, z.as_flattened_mut());
     }
 }
 
-/// `x[i] = a[i] + Σ_{j≤i} M[i][j] z[j]` lane-wise (before scaling/exp).
+/// Log-return of one asset (before `exp`): `a + Σ M[i][j] z[j]`, or
+/// `a + s · Σ …` with a Student-t scale.
 #[inline(always)]
-fn correlate(sim: &Simulation, z: &[Lanes], x: &mut [Lanes], scale: Option<&Lanes>) {
-    let n = sim.n_assets;
-    for i in 0..n {
-        let row = &sim.shock_matrix[i * n..i * n + i + 1];
-        let mut acc = [0.0; LANES];
-        for (c, zj) in row.iter().zip(z) {
+fn finish_row(acc: &mut Lanes, a: f64, scale: Option<&Lanes>) {
+    match scale {
+        None => {
             for l in 0..LANES {
-                acc[l] += c * zj[l];
+                acc[l] += a;
             }
         }
-        let a = sim.log_drift[i];
-        match scale {
-            None => {
-                for l in 0..LANES {
-                    acc[l] += a;
-                }
-            }
-            Some(s) => {
-                for l in 0..LANES {
-                    acc[l] = a + s[l] * acc[l];
-                }
+        Some(s) => {
+            for l in 0..LANES {
+                acc[l] = a + s[l] * acc[l];
             }
         }
-        exp_lanes(&mut acc);
-        x[i] = acc;
     }
 }
 
-struct GbmShocks;
+/// Steps whose rows are correlated together (independent accumulators).
+const MIX_STEPS: usize = 4;
+
+/// In place for every step `k` of the batch (`x[k·n ..][..n]` holds the
+/// draws `z`): `z[i] ← a[i] + Σ_{j≤i} M[i][j] z[j]` lane-wise (the
+/// log-return, before `exp`; the sum scaled by `scales[k]` if given).
+/// Rows are done last first, so every `z[j]` a row reads is still a draw;
+/// [`MIX_STEPS`] steps share each coefficient and run as independent
+/// chains. Each sum is accumulated in `j` order from `0.0`.
+#[inline(always)]
+fn correlate(sim: &Simulation, x: &mut [Lanes], scales: Option<&[Lanes]>) {
+    let n = sim.n_assets;
+    let steps = x.len() / n;
+    for i in (0..n).rev() {
+        let row = &sim.shock_matrix[i * n..i * n + i + 1];
+        let a = sim.log_drift[i];
+        let mut k = 0;
+        while k + MIX_STEPS <= steps {
+            let mut acc = [[0.0; LANES]; MIX_STEPS];
+            for (j, c) in row.iter().enumerate() {
+                for u in 0..MIX_STEPS {
+                    let zj = &x[(k + u) * n + j];
+                    for l in 0..LANES {
+                        acc[u][l] += c * zj[l];
+                    }
+                }
+            }
+            for u in 0..MIX_STEPS {
+                finish_row(&mut acc[u], a, scales.map(|s| &s[k + u]));
+                x[(k + u) * n + i] = acc[u];
+            }
+            k += MIX_STEPS;
+        }
+        while k < steps {
+            let mut acc = [0.0; LANES];
+            for (j, c) in row.iter().enumerate() {
+                let zj = &x[k * n + j];
+                for l in 0..LANES {
+                    acc[l] += c * zj[l];
+                }
+            }
+            finish_row(&mut acc, a, scales.map(|s| &s[k]));
+            x[k * n + i] = acc;
+            k += 1;
+        }
+    }
+}
+
+/// `exp` of every element of `x`, in groups of [`EXP_GROUP`] values so
+/// several independent polynomial chains are in flight at once (the same
+/// per-element arithmetic as [`exp_lanes`] on each lane array).
+#[inline(always)]
+fn exp_all(x: &mut [Lanes]) {
+    let flat = x.as_flattened_mut();
+    let mut groups = flat.chunks_exact_mut(EXP_GROUP);
+    for g in &mut groups {
+        let g: &mut [f64; EXP_GROUP] = g.try_into().unwrap_or_else(|_| unreachable!());
+        exp_lanes(g);
+    }
+    for g in groups.into_remainder().chunks_exact_mut(LANES) {
+        let g: &mut Lanes = g.try_into().unwrap_or_else(|_| unreachable!());
+        exp_lanes(g);
+    }
+}
+
+/// Values per batched `exp` group (a multiple of [`LANES`]).
+const EXP_GROUP: usize = 4 * LANES;
+
+struct GbmShocks {
+    isa: Isa,
+}
 
 impl Shocks for GbmShocks {
     #[inline(always)]
-    fn growth(&mut self, sim: &Simulation, rng: &mut Pcg64Mcg, z: &mut [Lanes], x: &mut [Lanes]) {
-        draw_normals(rng, z, sim.spec.antithetic);
-        correlate(sim, z, x, None);
+    fn growth(&mut self, sim: &Simulation, rng: &mut Pcg64Mcg, x: &mut [Lanes]) {
+        let n = sim.n_assets;
+        for z in x.chunks_exact_mut(n) {
+            draw_normals(self.isa, rng, z, sim.spec.antithetic);
+        }
+        correlate(sim, x, None);
+        exp_all(x);
     }
 }
 
 struct StudentShocks {
+    isa: Isa,
     chi: ChiSquared<f64>,
     dof_minus_2: f64,
+    /// Per-step lane scales `√((ν−2)/W)` of the current batch.
+    scales: Vec<Lanes>,
 }
 
 impl Shocks for StudentShocks {
     #[inline(always)]
-    fn growth(&mut self, sim: &Simulation, rng: &mut Pcg64Mcg, z: &mut [Lanes], x: &mut [Lanes]) {
+    fn growth(&mut self, sim: &Simulation, rng: &mut Pcg64Mcg, x: &mut [Lanes]) {
+        let n = sim.n_assets;
         let antithetic = sim.spec.antithetic;
-        draw_normals(rng, z, antithetic);
-        let mut s = [0.0; LANES];
         let own = if antithetic { HALF } else { LANES };
-        for l in 0..own {
-            let w: f64 = self.chi.sample(rng);
-            // w > 0 almost surely; guard the measure-zero case.
-            s[l] = (self.dof_minus_2 / w.max(f64::MIN_POSITIVE)).sqrt();
-        }
-        if antithetic {
-            for l in HALF..LANES {
-                s[l] = s[l - HALF];
+        self.scales.resize(x.len() / n, [0.0; LANES]);
+        for (z, s) in x.chunks_exact_mut(n).zip(self.scales.iter_mut()) {
+            draw_normals(self.isa, rng, z, antithetic);
+            for l in 0..own {
+                let w: f64 = self.chi.sample(rng);
+                // w > 0 almost surely; guard the measure-zero case.
+                s[l] = (self.dof_minus_2 / w.max(f64::MIN_POSITIVE)).sqrt();
+            }
+            if antithetic {
+                for l in HALF..LANES {
+                    s[l] = s[l - HALF];
+                }
             }
         }
-        correlate(sim, z, x, Some(&s));
+        correlate(sim, x, Some(&self.scales));
+        exp_all(x);
     }
 }
 
@@ -144,19 +230,21 @@ impl Shocks for BootstrapShocks<'_> {
     }
 
     #[inline(always)]
-    fn growth(&mut self, sim: &Simulation, rng: &mut Pcg64Mcg, _z: &mut [Lanes], x: &mut [Lanes]) {
+    fn growth(&mut self, sim: &Simulation, rng: &mut Pcg64Mcg, x: &mut [Lanes]) {
         let n = sim.n_assets;
-        for l in 0..LANES {
-            if self.left[l] == 0 {
-                self.pos[l] = index(rng, self.periods);
-                self.left[l] = self.block_length;
-            }
-            let row = self.pos[l];
-            self.pos[l] = if row + 1 == self.periods { 0 } else { row + 1 };
-            self.left[l] -= 1;
-            let g = &self.growth[row * n..row * n + n];
-            for i in 0..n {
-                x[i][l] = g[i];
+        for xs in x.chunks_exact_mut(n) {
+            for l in 0..LANES {
+                if self.left[l] == 0 {
+                    self.pos[l] = index(rng, self.periods);
+                    self.left[l] = self.block_length;
+                }
+                let row = self.pos[l];
+                self.pos[l] = if row + 1 == self.periods { 0 } else { row + 1 };
+                self.left[l] -= 1;
+                let g = &self.growth[row * n..row * n + n];
+                for i in 0..n {
+                    xs[i][l] = g[i];
+                }
             }
         }
     }
@@ -181,33 +269,35 @@ pub(crate) fn simulate_chunk(sim: &Simulation, chunk: u64) -> ChunkOut {
             return unsafe { simulate_chunk_avx2(sim, chunk) };
         }
     }
-    simulate_chunk_portable(sim, chunk)
+    simulate_chunk_portable(sim, chunk, Isa::Portable)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn simulate_chunk_avx512(sim: &Simulation, chunk: u64) -> ChunkOut {
-    simulate_chunk_portable(sim, chunk)
+    simulate_chunk_portable(sim, chunk, Isa::Avx512)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn simulate_chunk_avx2(sim: &Simulation, chunk: u64) -> ChunkOut {
-    simulate_chunk_portable(sim, chunk)
+    simulate_chunk_portable(sim, chunk, Isa::Avx2)
 }
 
 /// Baseline-ISA kernel (also the body of the wide variants).
 #[inline(always)]
-pub(crate) fn simulate_chunk_portable(sim: &Simulation, chunk: u64) -> ChunkOut {
+pub(crate) fn simulate_chunk_portable(sim: &Simulation, chunk: u64, isa: Isa) -> ChunkOut {
     match &sim.model {
-        Model::Gbm => run_chunk(sim, chunk, GbmShocks),
+        Model::Gbm => run_chunk(sim, chunk, GbmShocks { isa }),
         Model::StudentT { dof } => run_chunk(
             sim,
             chunk,
             StudentShocks {
+                isa,
                 // dof > 2 was validated, so this cannot fail.
                 chi: ChiSquared::new(*dof).unwrap_or_else(|_| unreachable!("dof validated")),
                 dof_minus_2: dof - 2.0,
+                scales: Vec::new(),
             },
         ),
         Model::Bootstrap {
@@ -243,9 +333,10 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
     let mut rng = chunk_rng(spec.seed, chunk);
     let mut year_values = vec![0.0; years * len];
     let mut max_drawdown = vec![0.0; len];
-    let mut z = vec![[0.0; LANES]; n];
-    let mut x = vec![[0.0; LANES]; n];
+    let batch = (BATCH_VALUES / (n * LANES)).max(1) as u64;
+    let mut x = vec![[0.0; LANES]; batch.min(sim.total_steps) as usize * n];
     let mut h = vec![[0.0; LANES]; n];
+    let w_lanes: Vec<Lanes> = w.iter().map(|&wi| [wi; LANES]).collect();
 
     let mut block = 0;
     while block < len {
@@ -258,36 +349,57 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
         let mut dd: Lanes = [0.0; LANES];
         let mut next_rebalance = rebalance.unwrap_or(u64::MAX);
         let mut next_year_end = spy;
-        for s in 1..=sim.total_steps {
-            shocks.growth(sim, &mut rng, &mut z, &mut x);
-            let mut v = [0.0; LANES];
-            for (hi, xi) in h.iter_mut().zip(&x) {
-                grow(hi, xi, &mut v);
-            }
-            if sim.has_flows {
-                let f = sim.flows[(s - 1) as usize];
-                if f != 0.0 {
-                    apply_flow(&mut h, &mut v, w, f);
-                }
-            }
-            if s == next_rebalance {
-                next_rebalance += rebalance.unwrap_or(u64::MAX);
-                for (hi, wi) in h.iter_mut().zip(w) {
-                    for l in 0..LANES {
-                        hi[l] = wi * v[l];
+        let mut rebalanced = false;
+        let mut v_prev: Lanes = [0.0; LANES];
+        let mut s = 1;
+        while s <= sim.total_steps {
+            let steps = batch.min(sim.total_steps + 1 - s) as usize;
+            let xb = &mut x[..steps * n];
+            shocks.growth(sim, &mut rng, xb);
+            for xs in xb.chunks_exact(n) {
+                let mut v = [0.0; LANES];
+                if rebalanced {
+                    // The holdings are `w · v_prev` (the rebalancing of the
+                    // previous step, folded into this pass).
+                    for ((hi, wi), xi) in h.iter_mut().zip(&w_lanes).zip(xs) {
+                        let mut hr = [0.0; LANES];
+                        for l in 0..LANES {
+                            hr[l] = wi[l] * v_prev[l];
+                        }
+                        *hi = hr;
+                        grow(hi, xi, &mut v);
+                    }
+                } else {
+                    for (hi, xi) in h.iter_mut().zip(xs) {
+                        grow(hi, xi, &mut v);
                     }
                 }
-            }
-            for l in 0..LANES {
-                // Selects rather than `f64::max` (values are never NaN).
-                peak[l] = if v[l] > peak[l] { v[l] } else { peak[l] };
-                let d = (peak[l] - v[l]) / peak[l];
-                dd[l] = if d > dd[l] { d } else { dd[l] };
-            }
-            if s == next_year_end {
-                let y = (s / spy - 1) as usize;
-                year_values[y * len + block..y * len + block + live].copy_from_slice(&v[..live]);
-                next_year_end += spy;
+                if sim.has_flows {
+                    let f = sim.flows[(s - 1) as usize];
+                    if f != 0.0 {
+                        apply_flow(&mut h, &mut v, w, f);
+                    }
+                }
+                // Rebalancing (`h ← w · v`) is applied lazily by the next
+                // step's growth pass; `h` is not read before then.
+                rebalanced = s == next_rebalance;
+                if rebalanced {
+                    next_rebalance += rebalance.unwrap_or(u64::MAX);
+                    v_prev = v;
+                }
+                for l in 0..LANES {
+                    // Selects rather than `f64::max` (values are never NaN).
+                    peak[l] = if v[l] > peak[l] { v[l] } else { peak[l] };
+                    let d = (peak[l] - v[l]) / peak[l];
+                    dd[l] = if d > dd[l] { d } else { dd[l] };
+                }
+                if s == next_year_end {
+                    let y = (s / spy - 1) as usize;
+                    year_values[y * len + block..y * len + block + live]
+                        .copy_from_slice(&v[..live]);
+                    next_year_end += spy;
+                }
+                s += 1;
             }
         }
         max_drawdown[block..block + live].copy_from_slice(&dd[..live]);
@@ -392,7 +504,7 @@ mod tests {
             let sim = Simulation::new(spec).unwrap();
             for c in 0..2 {
                 let a = simulate_chunk(&sim, c);
-                let b = simulate_chunk_portable(&sim, c);
+                let b = simulate_chunk_portable(&sim, c, Isa::Portable);
                 let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&a.year_values), bits(&b.year_values));
                 assert_eq!(bits(&a.max_drawdown), bits(&b.max_drawdown));
@@ -431,11 +543,10 @@ mod tests {
         };
         let sim = Simulation::new(spec).unwrap();
         let mut rng = chunk_rng(1, 0);
-        let mut z = vec![[0.0; LANES]; 3];
         let mut x = vec![[0.0; LANES]; 3];
         let mut logs = vec![Vec::new(); 3];
         for _ in 0..2_500 {
-            GbmShocks.growth(&sim, &mut rng, &mut z, &mut x);
+            GbmShocks { isa: Isa::Portable }.growth(&sim, &mut rng, &mut x);
             for i in 0..3 {
                 logs[i].extend(x[i].iter().map(|g| g.ln()));
             }

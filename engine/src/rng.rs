@@ -141,6 +141,56 @@ pub(crate) fn fill_normals(rng: &mut Pcg64Mcg, out: &mut [f64]) {
     }
 }
 
+/// Instruction set a kernel instance was compiled for; selects the matching
+/// out-of-line copy of [`fill_normals`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Isa {
+    /// Baseline x86-64 / any other architecture.
+    Portable,
+    /// x86-64 with AVX2.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// x86-64 with AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+/// [`fill_normals`] as a separate (not inlined) function per instruction
+/// set. Compiled on its own, its fast path vectorises; inlined into the big
+/// simulation kernel, LLVM left it scalar. The output is the same for every
+/// `isa` (integer operations and exact products only).
+#[inline(always)]
+pub(crate) fn fill_normals_isa(isa: Isa, rng: &mut Pcg64Mcg, out: &mut [f64]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx512` is only used after detecting AVX-512F.
+        Isa::Avx512 => unsafe { fill_normals_avx512(rng, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2` is only used after detecting AVX2.
+        Isa::Avx2 => unsafe { fill_normals_avx2(rng, out) },
+        Isa::Portable => fill_normals_portable(rng, out),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline(never)]
+fn fill_normals_avx512(rng: &mut Pcg64Mcg, out: &mut [f64]) {
+    fill_normals(rng, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline(never)]
+fn fill_normals_avx2(rng: &mut Pcg64Mcg, out: &mut [f64]) {
+    fill_normals(rng, out)
+}
+
+#[inline(never)]
+fn fill_normals_portable(rng: &mut Pcg64Mcg, out: &mut [f64]) {
+    fill_normals(rng, out)
+}
+
 /// Finishes a draw whose fast path (word `b`, candidate `x`) was rejected.
 #[cold]
 #[inline(never)]
