@@ -17,6 +17,9 @@ use poem_openapi::registry::Registry;
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, SecurityScheme};
 use std::sync::Arc;
 
+/// How stale `api_keys.last_used_at` may get before a request rewrites it.
+pub const LAST_USED_RESOLUTION: Duration = Duration::seconds(60);
+
 /// Access-token lifetime.
 pub const ACCESS_TOKEN_TTL: Duration = Duration::minutes(15);
 
@@ -275,6 +278,14 @@ fn check_status(tenant: &Tenant) -> Result<(), ApiError> {
     }
 }
 
+/// The columns of `api_keys` that decide whether a key may be used.
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    status: String,
+    expires_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+}
+
 /// Authenticates an `X-API-Key`.
 async fn api_key_context(
     state: &AppState,
@@ -309,31 +320,38 @@ async fn api_key_context(
     };
     let now = state.clock.now();
     let mut tx = crate::db::begin_tenant(&state.pool, &tenant.schema).await?;
-    let used: Option<uuid::Uuid> = sqlx::query_scalar(
-        "UPDATE api_keys SET last_used_at = $3 WHERE id = $1 AND key_hash = $2 AND status = 'active' \
-         AND (expires_at IS NULL OR expires_at > $3) RETURNING id",
+    let row: Option<KeyRow> = sqlx::query_as(
+        "SELECT status, expires_at, last_used_at FROM api_keys WHERE id = $1 AND key_hash = $2",
     )
     .bind(key_id)
     .bind(&hash)
-    .bind(now)
     .fetch_optional(&mut *tx)
     .await?;
-    if used.is_none() {
-        let why: Option<(String, Option<DateTime<Utc>>)> =
-            sqlx::query_as("SELECT status, expires_at FROM api_keys WHERE id = $1")
-                .bind(key_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+    let refusal = match &row {
+        None => Some(ApiError::unauthorized("unknown API key")),
+        Some(k) if k.status != "active" => Some(ApiError::unauthorized("API key has been revoked")),
+        Some(KeyRow {
+            expires_at: Some(exp),
+            ..
+        }) if *exp <= now => Some(ApiError::unauthorized(format!(
+            "API key expired at {}",
+            exp.to_rfc3339()
+        ))),
+        Some(_) => None,
+    };
+    if let Some(err) = refusal {
         tx.rollback().await?;
-        return Err(match why {
-            Some((status, _)) if status == "revoked" => {
-                ApiError::unauthorized("API key has been revoked")
-            }
-            Some((_, Some(exp))) => {
-                ApiError::unauthorized(format!("API key expired at {}", exp.to_rfc3339()))
-            }
-            _ => ApiError::unauthorized("unknown API key"),
-        });
+        return Err(err);
+    }
+    // `last_used_at` is kept to the minute: rewriting the row on every request would add a
+    // write (and a dead tuple) to each call of a busy key.
+    let last_used = row.and_then(|k| k.last_used_at);
+    if last_used.is_none_or(|t| now - t >= LAST_USED_RESOLUTION) {
+        sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+            .bind(key_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     check_status(&tenant)?;
