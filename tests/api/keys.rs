@@ -145,3 +145,53 @@ async fn trial_tier_caps_active_keys_at_five() {
     .await
     .problem(422);
 }
+
+#[tokio::test]
+async fn last_used_at_is_kept_to_the_minute() {
+    let app = spawn_app().await;
+    let t = app.signup("acme").await;
+    let owner = bearer(&t.token);
+    let last_used = |body: &serde_json::Value| -> String {
+        body.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == json!(t.key_ids[0]))
+            .unwrap()["last_used_at"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    app.get("/api/v1/auth/me", &[("x-api-key", &t.keys[0])])
+        .await
+        .ok(200);
+    let first = last_used(
+        app.get("/api/v1/keys", &[("authorization", &owner)])
+            .await
+            .ok(200),
+    );
+    assert!(!first.is_empty());
+    app.advance(chrono::Duration::seconds(30));
+    app.get("/api/v1/auth/me", &[("x-api-key", &t.keys[0])])
+        .await
+        .ok(200);
+    assert_eq!(
+        last_used(
+            app.get("/api/v1/keys", &[("authorization", &owner)])
+                .await
+                .ok(200)
+        ),
+        first
+    );
+    app.advance(chrono::Duration::seconds(31));
+    app.get("/api/v1/auth/me", &[("x-api-key", &t.keys[0])])
+        .await
+        .ok(200);
+    assert_ne!(
+        last_used(
+            app.get("/api/v1/keys", &[("authorization", &owner)])
+                .await
+                .ok(200)
+        ),
+        first
+    );
+}
