@@ -104,15 +104,9 @@ impl TenantDirectory {
             .map(|t| (t.name.clone(), Arc::new(t)))
             .collect();
         *self.tiers.write().unwrap_or_else(|e| e.into_inner()) = map;
-        let ids: Vec<uuid::Uuid> = self
-            .by_id
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
-            .collect();
-        for id in ids {
-            self.refresh(TenantId::from_uuid(id)).await?;
+        if !self.is_empty() {
+            // Re-link cached tenants to the new tier values in one query.
+            self.reload_all().await?;
         }
         Ok(())
     }
