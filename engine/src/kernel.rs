@@ -15,7 +15,7 @@
 use rand_distr::{ChiSquared, Distribution};
 use rand_pcg::Pcg64Mcg;
 
-use crate::fastmath::exp_lanes;
+use crate::fastmath::exp_lanes_fused;
 use crate::rng::{CHUNK_PATHS, Isa, chunk_rng, fill_normals_isa, index};
 use crate::spec::{Model, Simulation};
 
@@ -92,7 +92,7 @@ fn finish_row(acc: &mut Lanes, a: f64, scale: Option<&Lanes>) {
         }
         Some(s) => {
             for l in 0..LANES {
-                acc[l] = a + s[l] * acc[l];
+                acc[l] = s[l].mul_add(acc[l], a);
             }
         }
     }
@@ -121,7 +121,7 @@ fn correlate(sim: &Simulation, x: &mut [Lanes], scales: Option<&[Lanes]>) {
                 for u in 0..MIX_STEPS {
                     let zj = &x[(k + u) * n + j];
                     for l in 0..LANES {
-                        acc[u][l] += c * zj[l];
+                        acc[u][l] = c.mul_add(zj[l], acc[u][l]);
                     }
                 }
             }
@@ -136,7 +136,7 @@ fn correlate(sim: &Simulation, x: &mut [Lanes], scales: Option<&[Lanes]>) {
             for (j, c) in row.iter().enumerate() {
                 let zj = &x[k * n + j];
                 for l in 0..LANES {
-                    acc[l] += c * zj[l];
+                    acc[l] = c.mul_add(zj[l], acc[l]);
                 }
             }
             finish_row(&mut acc, a, scales.map(|s| &s[k]));
@@ -146,20 +146,30 @@ fn correlate(sim: &Simulation, x: &mut [Lanes], scales: Option<&[Lanes]>) {
     }
 }
 
-/// `exp` of every element of `x`, in groups of [`EXP_GROUP`] values so
-/// several independent polynomial chains are in flight at once (the same
-/// per-element arithmetic as [`exp_lanes`] on each lane array).
+/// `exp` of every element of `x` ([`crate::fastmath::exp_fused`]): with
+/// AVX-512 one lane array at a time through the register-table version,
+/// otherwise in groups of [`EXP_GROUP`] values so several independent
+/// polynomial chains are in flight at once. The same bits either way.
 #[inline(always)]
-fn exp_all(x: &mut [Lanes]) {
+fn exp_all(isa: Isa, x: &mut [Lanes]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 {
+        for g in x.iter_mut() {
+            // SAFETY: `Isa::Avx512` is only used after detecting AVX-512F.
+            unsafe { crate::fastmath::exp_lanes_avx512(g) };
+        }
+        return;
+    }
+    let _ = isa;
     let flat = x.as_flattened_mut();
     let mut groups = flat.chunks_exact_mut(EXP_GROUP);
     for g in &mut groups {
         let g: &mut [f64; EXP_GROUP] = g.try_into().unwrap_or_else(|_| unreachable!());
-        exp_lanes(g);
+        exp_lanes_fused(g);
     }
     for g in groups.into_remainder().chunks_exact_mut(LANES) {
         let g: &mut Lanes = g.try_into().unwrap_or_else(|_| unreachable!());
-        exp_lanes(g);
+        exp_lanes_fused(g);
     }
 }
 
@@ -178,7 +188,7 @@ impl Shocks for GbmShocks {
             draw_normals(self.isa, rng, z, sim.spec.antithetic);
         }
         correlate(sim, x, None);
-        exp_all(x);
+        exp_all(self.isa, x);
     }
 }
 
@@ -211,7 +221,7 @@ impl Shocks for StudentShocks {
             }
         }
         correlate(sim, x, Some(&self.scales));
-        exp_all(x);
+        exp_all(self.isa, x);
     }
 }
 
@@ -253,19 +263,23 @@ impl Shocks for BootstrapShocks<'_> {
 /// Simulates chunk `chunk` (paths `chunk·CHUNK_PATHS ..`), using the widest
 /// vector instructions the CPU offers.
 ///
-/// The AVX-512 / AVX2 variants compile the *same* code with wider vectors;
-/// since Rust never contracts `a * b + c` into a fused multiply-add and the
-/// kernel uses only IEEE `+ − × ÷ min max` and integer bit operations, every
-/// variant produces bit-identical results (checked by a test).
+/// The AVX-512 / AVX2 variants compile the *same* code with wider vectors
+/// (plus an in-register table read for AVX-512's `exp`). The kernel uses only
+/// IEEE `+ − × ÷ min max`, explicit fused multiply-adds (`f64::mul_add`,
+/// which is never split, and Rust never contracts `a * b + c` on its own)
+/// and integer bit operations, so every variant produces bit-identical
+/// results (checked by a test). Without hardware FMA (x86-64 CPUs older than
+/// AVX2) the portable variant computes `mul_add` in software: correct, slow.
 pub(crate) fn simulate_chunk(sim: &Simulation, chunk: u64) -> ChunkOut {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("fma") {
+            // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
             return unsafe { simulate_chunk_avx512(sim, chunk) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if has!("avx2") && has!("fma") {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
             return unsafe { simulate_chunk_avx2(sim, chunk) };
         }
     }
@@ -273,13 +287,13 @@ pub(crate) fn simulate_chunk(sim: &Simulation, chunk: u64) -> ChunkOut {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,fma")]
 fn simulate_chunk_avx512(sim: &Simulation, chunk: u64) -> ChunkOut {
     simulate_chunk_portable(sim, chunk, Isa::Avx512)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn simulate_chunk_avx2(sim: &Simulation, chunk: u64) -> ChunkOut {
     simulate_chunk_portable(sim, chunk, Isa::Avx2)
 }
@@ -358,7 +372,26 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
             shocks.growth(sim, &mut rng, xb);
             for xs in xb.chunks_exact(n) {
                 let mut v = [0.0; LANES];
-                if rebalanced {
+                let flow = if sim.has_flows {
+                    sim.flows[(s - 1) as usize]
+                } else {
+                    0.0
+                };
+                if rebalanced && s == next_rebalance && flow == 0.0 {
+                    // Rebalanced before and after this step, no cash flow:
+                    // the holdings are not needed, only
+                    // `v = v_prev · Σ wᵢ xᵢ` (capped like a holding).
+                    let mut g = [0.0; LANES];
+                    for (wi, xi) in w_lanes.iter().zip(xs) {
+                        for l in 0..LANES {
+                            g[l] = wi[l].mul_add(xi[l], g[l]);
+                        }
+                    }
+                    for l in 0..LANES {
+                        let vl = v_prev[l] * g[l];
+                        v[l] = if vl > HOLDING_CAP { HOLDING_CAP } else { vl };
+                    }
+                } else if rebalanced {
                     // The holdings are `w · v_prev` (the rebalancing of the
                     // previous step, folded into this pass).
                     for ((hi, wi), xi) in h.iter_mut().zip(&w_lanes).zip(xs) {
@@ -374,11 +407,8 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
                         grow(hi, xi, &mut v);
                     }
                 }
-                if sim.has_flows {
-                    let f = sim.flows[(s - 1) as usize];
-                    if f != 0.0 {
-                        apply_flow(&mut h, &mut v, w, f);
-                    }
+                if flow != 0.0 {
+                    apply_flow(&mut h, &mut v, w, flow);
                 }
                 // Rebalancing (`h ← w · v`) is applied lazily by the next
                 // step's growth pass; `h` is not read before then.
@@ -474,7 +504,17 @@ mod tests {
     /// the portable one.
     #[test]
     fn vector_variants_are_bit_identical() {
-        for model in [ReturnModel::Gbm, ReturnModel::StudentT { dof: 3.5 }] {
+        let cases = [
+            (ReturnModel::Gbm, Rebalancing::Quarterly, true),
+            (
+                ReturnModel::StudentT { dof: 3.5 },
+                Rebalancing::Quarterly,
+                true,
+            ),
+            // Rebalanced every step without flows: the `v · Σ wᵢ xᵢ` path.
+            (ReturnModel::Gbm, Rebalancing::EveryStep, false),
+        ];
+        for (model, rebalancing, flows) in cases {
             let spec = SimulationSpec {
                 assets: (0..5)
                     .map(|i| Asset {
@@ -492,13 +532,13 @@ mod tests {
                 paths: 300,
                 seed: 77,
                 model,
-                rebalancing: Rebalancing::Quarterly,
-                cash_flow: Some(CashFlow {
+                rebalancing,
+                cash_flow: flows.then_some(CashFlow {
                     amount: -20.0,
                     frequency: CashFlowFrequency::EveryStep,
                     annual_growth: 0.03,
                 }),
-                antithetic: true,
+                antithetic: flows,
                 histogram_bins: 5,
             };
             let sim = Simulation::new(spec).unwrap();

@@ -44,7 +44,9 @@
 //! `rand_pcg::Pcg64Mcg` seeded from `(seed, c)` via SplitMix64, and chunk
 //! results are combined in chunk order. The result is therefore
 //! bit-identical for any rayon thread count, on every platform with IEEE-754
-//! `f64` (no fused multiply-add, a portable generator and a polynomial `exp`).
+//! `f64`: a portable generator, a polynomial `exp`, and only correctly
+//! rounded operations (fused multiply-adds are explicit `f64::mul_add`, never
+//! left to the compiler).
 //!
 //! ## Statistics
 //! Percentiles are Hyndman & Fan (1996) type 7, found by selection; see
