@@ -68,9 +68,56 @@ fn main() {
         args.get(1).map_or("a", |s| s),
         args.get(2).map_or("engine", |s| s),
     );
-    let spec = case(name);
+    let mut spec = case(name);
+    if mode == "interleave" {
+        // Optional path scale for short repeated runs (e.g. 0.1).
+        if let Some(f) = args.get(4).and_then(|f| f.parse::<f64>().ok()) {
+            spec.paths = ((spec.paths as f64 * f) as u64).max(1);
+        }
+    }
     let sim = Simulation::new(spec.clone()).expect("valid benchmark spec");
     let work = sim.work();
+    let floor = || {
+        engine::bench_support::draw_normals(
+            spec.paths,
+            work / spec.paths,
+            spec.seed,
+            spec.assets.len() * 8,
+        )
+    };
+    if mode == "interleave" {
+        // Floor and engine alternately in one process, `reps` pairs: on a
+        // noisy machine the median of the per-pair ratios is the stable
+        // figure (both halves of a pair see about the same load).
+        let reps: usize = args.get(3).and_then(|r| r.parse().ok()).unwrap_or(15);
+        let (mut f, mut e, mut r) = (Vec::new(), Vec::new(), Vec::new());
+        let mut check = 0.0;
+        for _ in 0..reps {
+            let t = Instant::now();
+            check += floor();
+            let tf = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            check += sim.run().terminal.mean;
+            let te = t.elapsed().as_secs_f64();
+            f.push(tf);
+            e.push(te);
+            r.push(te / tf);
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (mf, me, mr) = (median(&mut f), median(&mut e), median(&mut r));
+        println!(
+            "case={name} mode=interleave threads={} reps={reps} floor_s={mf:.6} engine_s={me:.6} \
+             ratio_median={mr:.3} ratio_of_minima={:.3} ratio_q1={:.3} ratio_q3={:.3} check={check:.3e}",
+            rayon::current_num_threads(),
+            e[0] / f[0],
+            r[reps / 4],
+            r[3 * reps / 4],
+        );
+        return;
+    }
     let reps = if name == "c" { 201 } else { 1 };
     let mut times = Vec::with_capacity(reps);
     let mut check = 0.0;
@@ -78,12 +125,7 @@ fn main() {
         let t = Instant::now();
         check += match mode {
             "engine" => sim.run().terminal.mean,
-            "floor" => engine::bench_support::draw_normals(
-                spec.paths,
-                work / spec.paths,
-                spec.seed,
-                spec.assets.len() * 8,
-            ),
+            "floor" => floor(),
             _ => panic!("unknown mode {mode}"),
         };
         times.push(t.elapsed().as_secs_f64());
