@@ -50,3 +50,17 @@ for case in sorted({r["case"] for r in rows}):
     print(f"{case:4} numpy: {float(npy['ns_per_asset_step']):.2f} ns/asset-step, peak {float(npy['peak_rss_mb']):.1f} MB")
 PY
 rm -f "$OUT"
+
+# The machine is shared and its speed drifts between runs, so the ratio of
+# two separate processes is noisy. The figure to trust: floor and engine
+# alternately in ONE process, REPS pairs, median of the per-pair ratios.
+REPS="${REPS:-11}"
+echo
+echo "engine / floor, interleaved in one process ($REPS pairs): median [q1, q3]"
+for c in $CASES; do
+  [ "$c" = c ] && continue # (c) is a latency case (no floor target)
+  for t in 1 2; do
+    RAYON_NUM_THREADS=$t "$BIN" "$c" interleave "$REPS" |
+      sed -E 's/.*case=([a-z]).*threads=([0-9]+).*ratio_median=([0-9.]+).*ratio_q1=([0-9.]+) ratio_q3=([0-9.]+).*/\1 threads=\2  \3  [\4, \5]/'
+  done
+done
