@@ -12,11 +12,10 @@
 // Index loops over lanes/assets mirror the formulas and vectorise well.
 #![allow(clippy::needless_range_loop)]
 
-use rand_distr::{ChiSquared, Distribution};
 use rand_pcg::Pcg64Mcg;
 
 use crate::fastmath::exp_lanes_fused;
-use crate::rng::{CHUNK_PATHS, Isa, chunk_rng, fill_normals_isa, index};
+use crate::rng::{CHUNK_PATHS, ChiSquared, Isa, chunk_rng, fill_normals_isa, index};
 use crate::spec::{Model, Simulation};
 
 /// Paths advanced together. Antithetic pairs are lanes `(l, l + LANES/2)`.
@@ -194,7 +193,7 @@ impl Shocks for GbmShocks {
 
 struct StudentShocks {
     isa: Isa,
-    chi: ChiSquared<f64>,
+    chi: ChiSquared,
     dof_minus_2: f64,
     /// Per-step lane scales `√((ν−2)/W)` of the current batch.
     scales: Vec<Lanes>,
@@ -210,7 +209,7 @@ impl Shocks for StudentShocks {
         for (z, s) in x.chunks_exact_mut(n).zip(self.scales.iter_mut()) {
             draw_normals(self.isa, rng, z, antithetic);
             for l in 0..own {
-                let w: f64 = self.chi.sample(rng);
+                let w = self.chi.sample(rng);
                 // w > 0 almost surely; guard the measure-zero case.
                 s[l] = (self.dof_minus_2 / w.max(f64::MIN_POSITIVE)).sqrt();
             }
@@ -308,8 +307,8 @@ pub(crate) fn simulate_chunk_portable(sim: &Simulation, chunk: u64, isa: Isa) ->
             chunk,
             StudentShocks {
                 isa,
-                // dof > 2 was validated, so this cannot fail.
-                chi: ChiSquared::new(*dof).unwrap_or_else(|_| unreachable!("dof validated")),
+                // dof > 2 was validated.
+                chi: ChiSquared::new(*dof),
                 dof_minus_2: dof - 2.0,
                 scales: Vec::new(),
             },

@@ -43,15 +43,13 @@
 //! Paths are split into chunks of [`CHUNK_PATHS`]; chunk `c` uses its own
 //! `rand_pcg::Pcg64Mcg` seeded from `(seed, c)` via SplitMix64, and chunk
 //! results are combined in chunk order. The result is therefore
-//! bit-identical for any rayon thread count and any instruction set (AVX-512,
-//! AVX2 or baseline; checked by tests): a portable generator, our own
-//! polynomial `exp`, and only correctly rounded operations (fused
-//! multiply-adds are explicit `f64::mul_add`, never left to the compiler).
-//! Three rare or final-stage computations use the platform's math library
-//! (`ln` in the normal sampler's tail, about 1 draw in 10⁴; Student-t's χ²
-//! draws through `rand_distr`; `powf` for CAGR), so a different operating
-//! system's libm could change the last bits of those; on the same platform
-//! the result is always the same.
+//! bit-identical for any rayon thread count, any instruction set (AVX-512,
+//! AVX2 or baseline; checked by tests) and any platform with IEEE-754 `f64`:
+//! a portable generator, our own polynomial `exp`, the pure-Rust `libm`
+//! crate's `log`/`pow` where a logarithm or power is needed (the normal
+//! sampler's tail, the χ² sampler, CAGR), and otherwise only correctly
+//! rounded operations (fused multiply-adds are explicit `f64::mul_add`,
+//! never left to the compiler).
 //!
 //! ## Statistics
 //! Percentiles are Hyndman & Fan (1996) type 7, found by selection; see

@@ -391,7 +391,8 @@ impl Simulation {
             if v <= 0.0 {
                 -1.0
             } else {
-                (v / v0).powf(1.0 / t_years) - 1.0
+                // libm: the same bits on every platform.
+                libm::pow(v / v0, 1.0 / t_years) - 1.0
             }
         };
         let cagr = Percentiles::from_array(last.map(|b| b.map(cagr_of)));
