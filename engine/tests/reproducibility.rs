@@ -96,3 +96,31 @@ const PINNED: [f64; 9] = [
     0.4699708341389526,
     50876.585730904684,
 ];
+
+/// Pins the Student-t model (own χ² sampler) and CAGR (libm `pow`) too.
+/// Same rule as [`value_stability`].
+#[test]
+fn value_stability_student_t() {
+    let mut spec = mixed_spec();
+    spec.model = ReturnModel::StudentT { dof: 4.0 };
+    let r = Simulation::new(spec).unwrap().run();
+    let got = [
+        r.terminal.mean,
+        r.terminal.percentiles.p5,
+        r.terminal.percentiles.p50,
+        r.risk.cvar_99,
+        r.risk.max_drawdown_p95,
+        r.risk.cagr.p50,
+    ];
+    println!("{got:?}");
+    assert_eq!(got, PINNED_STUDENT_T);
+}
+
+const PINNED_STUDENT_T: [f64; 6] = [
+    57874.40022738588,
+    30550.33025010402,
+    54514.10346625598,
+    0.40647935172084565,
+    0.46913993974772444,
+    0.017437578340286697,
+];
