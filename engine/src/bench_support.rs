@@ -10,7 +10,8 @@ use crate::rng::{CHUNK_PATHS, Isa, chunk_rng, fill_normals_isa};
 /// the current rayon pool, in blocks of `block` normals (the engine draws
 /// `assets × 8` per block: one step of one group of 8 paths). Each block is
 /// only passed through `black_box` (no arithmetic on it, so the floor is the
-/// drawing alone); returns the sum of each chunk's last block.
+/// drawing alone); returns the sum of each chunk's last block (so nothing is
+/// optimised away).
 pub fn draw_normals(paths: u64, per_path: u64, seed: u64, block: usize) -> f64 {
     let chunks = (paths as usize).div_ceil(CHUNK_PATHS) as u64;
     let sums: Vec<f64> = (0..chunks)
@@ -55,11 +56,13 @@ fn floor_chunk_portable(seed: u64, chunk: u64, total: u64, block: usize, isa: Is
     let mut rng = chunk_rng(seed, chunk);
     let mut buf = vec![0.0f64; block.max(1)];
     let mut done = 0;
+    let mut last = 0;
     while done < total {
         let k = (total - done).min(buf.len() as u64) as usize;
         fill_normals_isa(isa, &mut rng, &mut buf[..k]);
         std::hint::black_box(&mut buf[..k]);
         done += k as u64;
+        last = k;
     }
-    buf.iter().sum::<f64>()
+    buf[..last].iter().sum::<f64>()
 }

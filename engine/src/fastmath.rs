@@ -13,6 +13,33 @@
 //! # Formula
 //! Table-driven: with `N = 256` ([`exp`]) or `N = 16` ([`exp_fused`]),
 //! `exp(x) = 2^m · 2^(j/N) · exp(r)` where `k = round(x · N / ln 2)`,
+//! `m = ⌊k / N⌋`, `j = k mod N` and `r = x − k·(ln2/N)_hi − k·(ln2/N)_lo`,
+//! `|r| ≤ ln 2 / (2N)` (≈ 1.36e-3 for `N = 256`, ≈ 0.0217 for `N = 16`).
+//! * `2^(j/N)` is read from a table of correctly rounded `f64` values
+//!   (generated with 50-digit arithmetic; checked by a test; the 16-entry
+//!   table is every 16th entry of the 256-entry one), and `2^m` is added
+//!   into its IEEE-754 exponent field with an integer add (exact: the clamp
+//!   keeps `2^m · 2^(j/N)` a normal number);
+//! * `exp(r) − 1` is a Taylor polynomial: degree 4,
+//!   `r + r²(1/2 + r(1/6 + r/24))`, truncation `≤ |r|⁵/120 · 1.01 < 4e-17`
+//!   for `N = 256`; degree 7 (Horner with fused multiply-adds), truncation
+//!   `≤ |r|⁸/8! · 1.03 < 1.3e-18` for `N = 16`;
+//! * the result is `s + s·p` with `s = 2^m · 2^(j/N)`, so the rounding of
+//!   the small correction `p` barely matters.
+//!
+//! The rounding of `x · N / ln 2` uses the "shifter" trick
+//! (`t = x·N·log2(e) + 1.5·2^52`): the low bits of `t` hold `k` as a
+//! two's-complement integer, giving `j` (low 8 or 4 bits) and `m` (the bits
+//! above). `(ln2/N)_hi` has 32 significant bits, so `k·(ln2/N)_hi` is exact
+//! for every `|k| ≤ 2^18`. Only `+ − ×`, fused multiply-adds written
+//! explicitly (`exp_fused` only), integer adds/shifts/masks and one table
+//! read per value are used, so every code path gives bit-identical results.
+//!
+//! The input is clamped to `[EXP_MIN_ARG, EXP_MAX_ARG]`, so the result is
+//! always finite and positive (NaN stays NaN). Accuracy: relative error
+//! below `5e-16` (about 2 ulp; measured worst case ≈ 2.2e-16), tested
+//! against `f64::exp` over the whole clamped range and densely near zero.
+
 /// Smallest argument: `exp(-708) ≈ 3.3e-308` is still a normal number.
 pub(crate) const EXP_MIN_ARG: f64 = -708.0;
 /// Largest argument: `exp(709) ≈ 8.2e307` is finite.
@@ -193,9 +220,11 @@ pub(crate) fn exp_lanes_avx512(x: &mut [f64; 8]) {
     };
     // SAFETY: `x` is 8 readable and writable f64.
     let v = unsafe { _mm512_loadu_pd(x.as_ptr()) };
+    // `clamp`, with the operands in the order that returns a NaN input
+    // (`vmaxpd`/`vminpd` return their second operand when one is NaN).
     let v = _mm512_min_pd(
-        _mm512_max_pd(v, _mm512_set1_pd(EXP_MIN_ARG)),
         _mm512_set1_pd(EXP_MAX_ARG),
+        _mm512_max_pd(_mm512_set1_pd(EXP_MIN_ARG), v),
     );
     let shifter = _mm512_set1_pd(SHIFTER);
     let t = _mm512_fmadd_pd(v, _mm512_set1_pd(N16_LOG2E), shifter);
@@ -330,8 +359,16 @@ mod tests {
             }
         }
         inputs.extend([-1e6, 1e6, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0]);
+        inputs.extend([f64::NAN, -f64::NAN, 708.9, -707.9]);
+        while inputs.len() % 8 != 0 {
+            inputs.push(1.0);
+        }
         for &x in &inputs {
             let e = exp_fused(x);
+            if x.is_nan() {
+                assert!(e.is_nan());
+                continue;
+            }
             assert!(e.is_finite() && e > 0.0, "exp_fused({x}) = {e}");
             if (EXP_MIN_ARG..=EXP_MAX_ARG).contains(&x) {
                 worst = worst.max(rel(e, x.exp()));
@@ -346,7 +383,11 @@ mod tests {
                 // SAFETY: AVX-512F was detected just above.
                 unsafe { exp_lanes_avx512(&mut v) };
                 for (a, &x) in v.iter().zip(g) {
-                    assert_eq!(a.to_bits(), exp_fused(x).to_bits(), "x = {x}");
+                    if x.is_nan() {
+                        assert!(a.is_nan(), "exp(NaN) = {a}");
+                    } else {
+                        assert_eq!(a.to_bits(), exp_fused(x).to_bits(), "x = {x}");
+                    }
                 }
             }
         }

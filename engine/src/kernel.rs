@@ -264,9 +264,10 @@ impl Shocks for BootstrapShocks<'_> {
 ///
 /// The AVX-512 / AVX2 variants compile the *same* code with wider vectors
 /// (plus an in-register table read for AVX-512's `exp`). The kernel uses only
-/// IEEE `+ − × ÷ min max`, explicit fused multiply-adds (`f64::mul_add`,
-/// which is never split, and Rust never contracts `a * b + c` on its own)
-/// and integer bit operations, so every variant produces bit-identical
+/// IEEE `+ − × ÷ √ min max`, explicit fused multiply-adds (`f64::mul_add`,
+/// which is never split, and Rust never contracts `a * b + c` on its own),
+/// integer bit operations and the pure-Rust `libm::log` (in the χ²
+/// sampler), so every variant produces bit-identical
 /// results (checked by a test). Without hardware FMA (x86-64 CPUs older than
 /// AVX2) the portable variant computes `mul_add` in software: correct, slow.
 pub(crate) fn simulate_chunk(sim: &Simulation, chunk: u64) -> ChunkOut {
@@ -350,6 +351,7 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
     let mut x = vec![[0.0; LANES]; batch.min(sim.total_steps) as usize * n];
     let mut h = vec![[0.0; LANES]; n];
     let w_lanes: Vec<Lanes> = w.iter().map(|&wi| [wi; LANES]).collect();
+    let value_cap = n as f64 * HOLDING_CAP;
 
     let mut block = 0;
     while block < len {
@@ -379,7 +381,9 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
                 if rebalanced && s == next_rebalance && flow == 0.0 {
                     // Rebalanced before and after this step, no cash flow:
                     // the holdings are not needed, only
-                    // `v = v_prev · Σ wᵢ xᵢ` (capped like a holding).
+                    // `v = v_prev · Σ wᵢ xᵢ`, capped at `n · HOLDING_CAP`
+                    // (the most the per-holding caps of the general path
+                    // allow).
                     let mut g = [0.0; LANES];
                     for (wi, xi) in w_lanes.iter().zip(xs) {
                         for l in 0..LANES {
@@ -388,7 +392,7 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
                     }
                     for l in 0..LANES {
                         let vl = v_prev[l] * g[l];
-                        v[l] = if vl > HOLDING_CAP { HOLDING_CAP } else { vl };
+                        v[l] = if vl > value_cap { value_cap } else { vl };
                     }
                 } else if rebalanced {
                     // The holdings are `w · v_prev` (the rebalancing of the
@@ -549,6 +553,47 @@ mod tests {
                 assert_eq!(bits(&a.max_drawdown), bits(&b.max_drawdown));
             }
         }
+    }
+
+    /// At the holding cap, the "rebalanced every step" shortcut and the
+    /// general path (forced here by a cash flow every step) agree.
+    #[test]
+    fn value_cap_is_the_same_on_both_rebalancing_paths() {
+        let run = |flow: Option<CashFlow>| {
+            let spec = SimulationSpec {
+                assets: vec![
+                    Asset {
+                        weight: 0.5,
+                        drift: 0.0,
+                        volatility: 0.0,
+                    };
+                    2
+                ],
+                correlation: vec![vec![1.0, 0.0], vec![0.0, 1.0]],
+                initial_value: 1e15,
+                horizon_years: 60,
+                steps_per_year: 1,
+                paths: 8,
+                seed: 1,
+                model: ReturnModel::Bootstrap {
+                    returns: vec![vec![1e6, 1e6]],
+                    block_length: 1,
+                },
+                rebalancing: Rebalancing::EveryStep,
+                cash_flow: flow,
+                antithetic: false,
+                histogram_bins: 1,
+            };
+            Simulation::new(spec).unwrap().run().terminal.mean
+        };
+        let shortcut = run(None);
+        let general = run(Some(CashFlow {
+            amount: 1.0,
+            frequency: CashFlowFrequency::EveryStep,
+            annual_growth: 0.0,
+        }));
+        assert_eq!(shortcut, 2.0 * HOLDING_CAP);
+        assert_eq!(general, 2.0 * HOLDING_CAP);
     }
 
     /// Sample correlation of the simulated per-step log-returns matches the

@@ -532,7 +532,9 @@ impl Simulation {
                             CashFlowFrequency::Annually => (s + 1) % spy == 0,
                         };
                         if occurs {
-                            amount * (1.0 + g).powi(year)
+                            // libm: the same bits on every platform
+                            // (`powi`'s precision is unspecified).
+                            amount * libm::pow(1.0 + g, f64::from(year))
                         } else {
                             0.0
                         }
