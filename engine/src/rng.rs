@@ -141,6 +141,21 @@ pub(crate) fn fill_normals(rng: &mut Pcg64Mcg, out: &mut [f64]) {
     }
 }
 
+/// One standard normal variate: the same draw as a one-slot
+/// [`fill_normals`] (one word, then [`complete`] if rejected), without its
+/// block buffer.
+#[inline]
+fn normal(rng: &mut Pcg64Mcg) -> f64 {
+    let b = rng.next_u64();
+    let i = (b & 0xff) as usize;
+    let x = signed_unit(b) * X[i];
+    if x.abs() < X[i + 1] {
+        x
+    } else {
+        complete(rng, b, x)
+    }
+}
+
 /// Instruction set a kernel instance was compiled for; selects the matching
 /// out-of-line copy of [`fill_normals`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -252,9 +267,7 @@ impl ChiSquared {
     /// One χ²_ν variate (acceptance rate above 95 % for ν > 2).
     pub(crate) fn sample(&self, rng: &mut Pcg64Mcg) -> f64 {
         loop {
-            let mut z = [0.0];
-            fill_normals(rng, &mut z);
-            let x = z[0];
+            let x = normal(rng);
             let t = 1.0 + self.c * x;
             if t <= 0.0 {
                 continue;

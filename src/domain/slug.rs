@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn refuses_injection_case_and_reserved() {
-        for s in [
+        let hostile = [
             "ac",
             "Acme",
             "acme\"; DROP SCHEMA platform; --",
@@ -139,21 +139,13 @@ mod tests {
             "1acme",
             "-acme",
             "acme_corp",
-            "www",
-            "api",
-            "admin",
-            "app",
-            "docs",
-            "static",
-            "public",
-            "platform",
             "pg_catalog",
             "pg_x",
-            "information_schema",
             "ac me",
             "acmé",
             "",
-        ] {
+        ];
+        for s in hostile.iter().chain(RESERVED_SLUGS) {
             assert!(TenantSlug::parse(s).is_err(), "{s:?} should be refused");
         }
         assert!(TenantSlug::parse(&format!("a{}", "b".repeat(40))).is_err());

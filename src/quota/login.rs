@@ -139,29 +139,27 @@ impl LoginThrottle {
                 secs,
             ));
         }
-        if let Err(nu) = self.per_ip.check_key(&ip_key(ip)) {
-            let secs = ceil_secs(nu.wait_time_from(self.per_ip.clock().now()));
-            return Err(reject(
+        self.throttle(&self.per_ip, &ip_key(ip), "from this address")?;
+        self.throttle(&self.per_account, &account, "for this account")
+    }
+
+    /// One unit of a per-minute throttle for `key`; `whose` completes the refusal's detail.
+    fn throttle(
+        &self,
+        limiter: &Keyed<String>,
+        key: &String,
+        whose: &str,
+    ) -> Result<(), Rejection> {
+        limiter.check_key(key).map_err(|nu| {
+            let secs = ceil_secs(nu.wait_time_from(limiter.clock().now()));
+            reject(
                 format!(
-                    "more than {} sign-in or sign-up attempts per minute from this address; \
-                     retry in {secs} s",
+                    "more than {} sign-in or sign-up attempts per minute {whose}; retry in {secs} s",
                     self.policy.attempts_per_minute
                 ),
                 secs,
-            ));
-        }
-        if let Err(nu) = self.per_account.check_key(&account) {
-            let secs = ceil_secs(nu.wait_time_from(self.per_account.clock().now()));
-            return Err(reject(
-                format!(
-                    "more than {} sign-in or sign-up attempts per minute for this account; \
-                     retry in {secs} s",
-                    self.policy.attempts_per_minute
-                ),
-                secs,
-            ));
-        }
-        Ok(())
+            )
+        })
     }
 
     /// Counts a failed attempt for `account`. Returns the lock now in force, if any
