@@ -1,14 +1,16 @@
 //! Tenant provisioning time: p50 / p99 over 50 signups, measured two ways in one run —
-//! `provisioning::provision` alone (schema + tenant migrations + owner + two keys, one
+//! `TenantService::provision` alone (schema + tenant migrations + owner + two keys, one
 //! transaction) and the whole `POST /api/v1/signup` over HTTP (adds argon2id hashing, JWT,
 //! JSON) — against a baseline of an empty transaction on the same pool.
 //!
 //! Run: `cargo bench --bench provisioning` (PostgreSQL on 127.0.0.1:5432; `BENCH_SIGNUPS`
 //! changes the count).
 
+use montecarlo_platform::app::passwords::hash_password;
+use montecarlo_platform::app::tenants::NewTenant;
 use montecarlo_platform::config::Settings;
-use montecarlo_platform::domain::{Email, TenantSlug};
-use montecarlo_platform::provisioning::{NewTenant, provision};
+use montecarlo_platform::db::Db;
+use montecarlo_platform::domain::{DisplayName, Email, Password, TenantSlug};
 use montecarlo_platform::startup::Application;
 use std::time::Instant;
 
@@ -50,7 +52,8 @@ async fn main() {
     let app = Application::build(settings)
         .await
         .expect("application builds");
-    let state = app.state();
+    let services = app.app();
+    let pool = Db::connect_lazy(&db, 2, 2).unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
 
@@ -58,32 +61,27 @@ async fn main() {
     let mut baseline = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        let mut c = state.migrations.get().await.unwrap();
-        let tx = c.transaction().await.unwrap();
-        tx.execute("SELECT 1", &[]).await.unwrap();
-        tx.commit().await.unwrap();
+        pool.probe_provisioning_pool().await.unwrap();
         baseline.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let mut sorted = baseline.clone();
     sorted.sort_by(f64::total_cmp);
     let base_p50 = pct(&sorted, 0.5);
 
-    let hash = montecarlo_platform::auth::hash_password(
-        montecarlo_platform::domain::Password::parse("correct horse battery").unwrap(),
-    )
-    .await
-    .unwrap();
+    let hash = hash_password(Password::parse("correct horse battery").unwrap())
+        .await
+        .unwrap();
     let mut direct = Vec::with_capacity(n);
     for i in 0..n {
         let new = NewTenant {
             slug: TenantSlug::parse(&format!("direct-{i}")).unwrap(),
-            display_name: format!("Direct {i}"),
-            owner_name: "Owner".into(),
+            display_name: DisplayName::parse(&format!("Direct {i}")).unwrap(),
+            owner_name: DisplayName::parse("Owner").unwrap(),
             owner_email: Email::parse("owner@direct.example").unwrap(),
             owner_password_hash: hash.clone(),
         };
         let t = Instant::now();
-        provision(&state, new).await.expect("provisioned");
+        services.tenants.provision(new).await.expect("provisioned");
         direct.push(t.elapsed().as_secs_f64() * 1e3);
     }
 

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use montecarlo_platform::clock::{SharedClock, SystemClock};
-use montecarlo_platform::quota::{QuotaConfig, Quotas, Tier};
+use montecarlo_platform::db::Db;
+use montecarlo_platform::domain::{ApiKeyId, Principal, TenantId, Tier, TierCatalog};
+use montecarlo_platform::quota::{QuotaConfig, Quotas};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
@@ -56,13 +58,13 @@ fn bench_tier() -> Tier {
     }
 }
 
-async fn run_case(q: &Quotas, tenant: Uuid, with_store: bool, iters: usize) -> Stats {
+async fn run_case(q: &Quotas, tenant: TenantId, with_store: bool, iters: usize) -> Stats {
     let tier = bench_tier();
-    let key = Uuid::new_v4();
+    let key = Principal::ApiKey(ApiKeyId::new());
     let mut samples = Vec::with_capacity(iters);
     for i in 0..(iters + iters / 20) {
         let start = Instant::now();
-        let burst = q.check_burst(key, &tier).expect("burst admits");
+        let burst = q.check_burst(&key, &tier).expect("burst admits");
         if with_store {
             let grant = q
                 .consume_simulation(tenant, &tier, false)
@@ -108,12 +110,12 @@ async fn main() {
         .await
         .unwrap();
     sqlx::raw_sql(V1_SQL).execute(&pool).await.unwrap();
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     sqlx::query(
         "INSERT INTO platform.tenants (id, slug, display_name, schema_name, tier, created_at, \
          updated_at) VALUES ($1, 'bench-tenant', 'Bench', 't_bench', 'starter', now(), now())",
     )
-    .bind(tenant)
+    .bind(tenant.as_uuid())
     .execute(&pool)
     .await
     .unwrap();
@@ -131,15 +133,14 @@ async fn main() {
         .unwrap()
         .port();
 
-    let local = Quotas::new(cfg(None), pool.clone(), clock.clone()).await;
-    let with_redis = Quotas::new(cfg(Some(redis_url.clone())), pool.clone(), clock.clone()).await;
-    let with_pg = Quotas::new(cfg(None), pool.clone(), clock.clone()).await;
-    let redis_down = Quotas::new(
-        cfg(Some(format!("redis://127.0.0.1:{dead_port}"))),
-        pool.clone(),
-        clock.clone(),
-    )
-    .await;
+    let store = Db::connect_lazy(&format!("{pg}/{db}"), 4, 1).unwrap();
+    let tiers = Arc::new(TierCatalog::default());
+    let quotas =
+        |url: Option<String>| Quotas::new(cfg(url), store.clone(), clock.clone(), tiers.clone());
+    let local = quotas(None).await;
+    let with_redis = quotas(Some(redis_url.clone())).await;
+    let with_pg = quotas(None).await;
+    let redis_down = quotas(Some(format!("redis://127.0.0.1:{dead_port}"))).await;
     assert!(
         !with_redis.health().await.is_degraded(),
         "Redis must be up for the benchmark"

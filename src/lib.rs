@@ -1,18 +1,16 @@
 //! Multi-tenant Monte Carlo portfolio-simulation API.
 //!
-//! See `ARCHITECTURE.md` for the map of modules and the request flow.
+//! Layers, arrows only down (see `ARCHITECTURE.md`): `startup` (composition root) → `http`
+//! (poem-openapi operations) → `app` (one service per capability) → `quota` → `db` (the only
+//! SQL) → `domain`, `error`, `config`, `clock`.
 
-pub mod api;
-pub mod auth;
+pub mod app;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
-pub mod middleware;
-pub mod provisioning;
+pub mod http;
 pub mod quota;
 pub mod startup;
-pub mod state;
 pub mod telemetry;
-pub mod tenancy;

@@ -1,19 +1,17 @@
 //! Start-up as a function tests can call: [`Application::build`] prepares the database
-//! (creates it, runs platform migrations, migrates lagging tenant schemas), builds the routes
-//! and binds the listener (port 0 picks a free port).
+//! (creates it, runs platform migrations, migrates lagging tenant schemas), wires the services
+//! and binds the listener (port 0 picks a free port). The composition root: the only module
+//! that knows every layer.
 
-use crate::auth::JwtKeys;
+use crate::app::App;
+use crate::app::directory::TenantDirectory;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
-use crate::db;
-use crate::middleware;
+use crate::db::{self, Db};
+use crate::domain::TierCatalog;
 use crate::quota::{LoginPolicy, QuotaConfig, QuotaOptions, Quotas};
-use crate::state::AppState;
-use crate::tenancy::TenantDirectory;
 use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
-use poem::{Endpoint, EndpointExt, Route};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Start-up failures.
@@ -38,24 +36,8 @@ pub enum StartupError {
 /// A built application, listening but not yet serving.
 pub struct Application {
     port: u16,
-    state: Arc<AppState>,
+    app: Arc<App>,
     acceptor: poem::listener::BoxAcceptor,
-}
-
-/// Largest accepted request body (a caller-supplied bootstrap history is the big one).
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-
-/// Builds every route: the API, `/openapi.json`, `/docs`, wrapped in the request middleware.
-pub fn routes(state: Arc<AppState>) -> impl Endpoint {
-    let api = crate::api::service(state.clone(), "/");
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
-    Route::new()
-        .nest("/", api)
-        .at("/openapi.json", spec)
-        .nest("/docs", docs)
-        .around(middleware::around)
-        .data(state)
 }
 
 /// The OpenAPI document, as committed in `openapi/openapi.json`. Needs no database.
@@ -65,31 +47,30 @@ pub async fn openapi_json() -> String {
         _ => None,
     })
     .expect("default settings are valid");
-    let pool = db::request_pool(settings.database_url.expose(), 1).expect("default URL parses");
-    let migrations =
-        db::migration_pool(settings.database_url.expose(), 1).expect("default URL parses");
+    let db = Db::connect_lazy(settings.database_url.expose(), 1, 1).expect("default URL parses");
     let clock: SharedClock = Arc::new(SystemClock);
+    let tiers = Arc::new(TierCatalog::default());
     let quotas = Quotas::new(
         QuotaConfig {
             redis_url: None,
             key_prefix: "spec:".into(),
             concurrency_wait: Duration::ZERO,
         },
-        pool.clone(),
+        db.clone(),
         clock.clone(),
+        tiers.clone(),
     )
     .await;
-    let state = Arc::new(AppState {
-        jwt: JwtKeys::new(settings.jwt_secret.expose()),
-        tenants: TenantDirectory::empty(pool.clone()),
-        settings,
-        pool,
-        migrations,
+    let directory = Arc::new(TenantDirectory::empty(db.clone(), tiers));
+    let app = Arc::new(App::new(
+        &settings,
+        db,
+        directory,
+        Arc::new(quotas),
         clock,
-        quotas: Arc::new(quotas),
-        tenants_current: AtomicBool::new(true),
-    });
-    let mut json = crate::api::service(state, "/").spec();
+        true,
+    ));
+    let mut json = crate::http::service(app, "/").spec();
     json.push('\n');
     json
 }
@@ -113,17 +94,21 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let url = settings.database_url.expose().clone();
         db::ensure_database(&url).await?;
-        let migrations = db::migration_pool(&url, settings.tenant_migration_concurrency + 2)?;
-        let applied = db::migrate_platform(&migrations).await?;
+        let db = Db::connect_lazy(
+            &url,
+            settings.database_max_connections,
+            settings.tenant_migration_concurrency + 2,
+        )?;
+        let applied = db::migrate_platform(&db).await?;
         if applied > 0 {
             tracing::info!(applied, "platform migrations applied");
         }
-        let pool = db::request_pool(&url, settings.database_max_connections)?;
-        let tenants = TenantDirectory::load(pool.clone())
-            .await
-            .map_err(|e| StartupError::Tenants(format!("{e:?}")))?;
-        let summary =
-            db::migrate_all_tenants(&migrations, settings.tenant_migration_concurrency).await?;
+        let directory = Arc::new(
+            TenantDirectory::load(db.clone())
+                .await
+                .map_err(|e| StartupError::Tenants(format!("{e:?}")))?,
+        );
+        let summary = db::migrate_all_tenants(&db, settings.tenant_migration_concurrency).await?;
         if summary.applied > 0 || !summary.failed.is_empty() {
             tracing::info!(
                 tenants = summary.tenants,
@@ -145,23 +130,21 @@ impl Application {
                 },
                 ..QuotaOptions::default()
             },
-            pool.clone(),
+            db.clone(),
             clock.clone(),
+            directory.tiers().clone(),
         )
         .await;
-        quotas.set_tiers(tenants.tiers().iter().map(|t| (**t).clone()).collect());
-        let addr = settings.bind_address.clone();
-        let state = Arc::new(AppState {
-            jwt: JwtKeys::new(settings.jwt_secret.expose()),
-            tenants,
-            settings,
-            pool,
-            migrations,
+        TenantDirectory::spawn_change_listener(Arc::downgrade(&directory), url.clone());
+        let app = Arc::new(App::new(
+            &settings,
+            db,
+            directory,
+            Arc::new(quotas),
             clock,
-            quotas: Arc::new(quotas),
-            tenants_current: AtomicBool::new(summary.failed.is_empty()),
-        });
-        crate::tenancy::spawn_change_listener(Arc::downgrade(&state), url.clone());
+            summary.failed.is_empty(),
+        ));
+        let addr = settings.bind_address.clone();
         let acceptor = TcpListener::bind(addr.clone())
             .into_acceptor()
             .await
@@ -174,10 +157,9 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .unwrap_or(0);
-        state.tenants_current.load(Ordering::Relaxed);
         Ok(Self {
             port,
-            state,
+            app,
             acceptor: acceptor.boxed(),
         })
     }
@@ -187,9 +169,9 @@ impl Application {
         self.port
     }
 
-    /// The shared state (tests inspect it).
-    pub fn state(&self) -> Arc<AppState> {
-        self.state.clone()
+    /// The application (tests inspect it).
+    pub fn app(&self) -> Arc<App> {
+        self.app.clone()
     }
 
     /// Serves until the process is stopped (SIGINT/SIGTERM end it gracefully).
@@ -197,9 +179,9 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let app = routes(self.state.clone());
+        let routes = crate::http::routes(self.app.clone());
         poem::Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(10)))
+            .run_with_graceful_shutdown(routes, shutdown_signal(), Some(Duration::from_secs(10)))
             .await
     }
 }

@@ -52,6 +52,19 @@ macro_rules! typed_id {
                 write!(f, "{}_{}", $prefix, self.0)
             }
         }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
     };
 }
 
@@ -86,5 +99,9 @@ mod tests {
         assert_eq!(SimulationId::parse(&id.to_string()), Ok(id));
         assert!(ApiKeyId::parse(&id.to_string()).is_err());
         assert!(SimulationId::parse("sim_not-a-uuid").is_err());
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<SimulationId>(&json).unwrap(), id);
+        assert!(serde_json::from_str::<UserId>(&json).is_err());
     }
 }

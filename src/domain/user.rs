@@ -93,10 +93,7 @@ impl fmt::Debug for Password {
 }
 
 /// A user's role inside its tenant.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum, serde::Serialize, serde::Deserialize,
-)]
-#[oai(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Created the tenant; all rights.
@@ -108,6 +105,9 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, most rights first.
+    pub const ALL: [Role; 3] = [Role::Owner, Role::Admin, Role::Member];
+
     /// The database / token spelling.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -118,13 +118,14 @@ impl Role {
     }
 
     /// Parses the database / token spelling.
-    pub fn from_db(s: &str) -> Option<Self> {
-        match s {
-            "owner" => Some(Role::Owner),
-            "admin" => Some(Role::Admin),
-            "member" => Some(Role::Member),
-            _ => None,
-        }
+    ///
+    /// # Errors
+    /// A message listing the roles when `s` is none of them.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a role; one of owner, admin, member"))
     }
 
     /// Owner and admin may manage users and API keys.

@@ -20,7 +20,7 @@ use governor::{Quota, RateLimiter};
 use uuid::Uuid;
 
 use super::headers::{POLICY_BURST, RateLimitInfo, Rejection, ceil_secs};
-use super::tier::Tier;
+use crate::domain::Tier;
 
 type KeyedLimiter =
     RateLimiter<Uuid, DefaultKeyedStateStore<Uuid>, DefaultClock, StateInformationMiddleware>;

@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::domain::TenantId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use uuid::Uuid;
 
 use super::headers::{POLICY_CONCURRENCY, Rejection, ceil_secs};
-use super::tier::Tier;
+use crate::domain::Tier;
 
 /// A running simulation's slot; dropping it frees the slot for the tenant's next simulation.
 #[derive(Debug)]
@@ -23,11 +23,11 @@ pub struct SimulationSlot {
 
 #[derive(Default)]
 pub(crate) struct ConcurrencyLimiter {
-    tenants: Mutex<HashMap<Uuid, (u32, Arc<Semaphore>)>>,
+    tenants: Mutex<HashMap<TenantId, (u32, Arc<Semaphore>)>>,
 }
 
 impl ConcurrencyLimiter {
-    fn semaphore(&self, tenant_id: Uuid, cap: u32) -> Arc<Semaphore> {
+    fn semaphore(&self, tenant_id: TenantId, cap: u32) -> Arc<Semaphore> {
         let mut map = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
         let entry = map
             .entry(tenant_id)
@@ -48,7 +48,7 @@ impl ConcurrencyLimiter {
 
     pub(crate) async fn acquire(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         tier: &Tier,
         wait: Duration,
     ) -> Result<SimulationSlot, Rejection> {
@@ -80,7 +80,7 @@ impl ConcurrencyLimiter {
     }
 
     /// Slots of `tenant_id` free right now (for diagnostics and tests).
-    pub(crate) fn available(&self, tenant_id: Uuid) -> Option<usize> {
+    pub(crate) fn available(&self, tenant_id: TenantId) -> Option<usize> {
         self.tenants
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -108,6 +108,12 @@ pub struct Rejection {
     pub headers: Vec<(String, String)>,
 }
 
+impl From<Rejection> for crate::error::AppError {
+    fn from(r: Rejection) -> Self {
+        crate::error::AppError::limit(r.status, r.policy, r.detail, r.retry_after_secs, r.headers)
+    }
+}
+
 impl Rejection {
     pub(crate) fn new(
         status: u16,

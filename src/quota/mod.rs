@@ -24,17 +24,14 @@ mod period;
 mod pg_store;
 mod redis_store;
 mod store;
-mod tier;
 
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::PgPool;
-use uuid::Uuid;
 
 pub use concurrency::SimulationSlot;
 pub use headers::{
@@ -46,9 +43,10 @@ pub use period::Period;
 pub use pg_store::PgQuotaStore;
 pub use redis_store::{KEY_GRACE_SECS, RedisHealth, RedisQuotaStore, RedisTimeouts};
 pub use store::{ConsumeOutcome, Counts, LocalQuotaStore, QuotaStore, StoreError};
-pub use tier::Tier;
 
 use crate::clock::SharedClock;
+use crate::db::Db;
+use crate::domain::{Principal, TenantId, Tier, TierCatalog};
 
 /// Configuration of [`Quotas`].
 #[derive(Debug, Clone)]
@@ -161,27 +159,30 @@ pub struct Quotas {
     burst: burst::BurstLimiters,
     concurrency: concurrency::ConcurrencyLimiter,
     login: LoginThrottle,
-    tiers: Arc<RwLock<Vec<Tier>>>,
-    pool: PgPool,
+    tiers: Arc<TierCatalog>,
 }
 
 impl Quotas {
     /// Builds the limits with default [`QuotaOptions`]. With `cfg.redis_url` the monthly
     /// counters live in Redis (connecting waits at most 250 ms; an unreachable Redis only starts
-    /// the service degraded); without it in PostgreSQL (`platform.quota_counters`).
-    ///
-    /// The tier list used for upgrade hints in rejection messages is loaded in the background
-    /// (never blocks; a failure only drops the hints); see [`Quotas::refresh_tiers`].
-    pub async fn new(cfg: QuotaConfig, pool: PgPool, clock: SharedClock) -> Self {
-        Self::with_options(cfg, QuotaOptions::default(), pool, clock).await
+    /// the service degraded); without it in PostgreSQL (`platform.quota_counters`). `tiers` is
+    /// the service's tier catalogue, read for upgrade hints in rejection messages.
+    pub async fn new(
+        cfg: QuotaConfig,
+        db: Db,
+        clock: SharedClock,
+        tiers: Arc<TierCatalog>,
+    ) -> Self {
+        Self::with_options(cfg, QuotaOptions::default(), db, clock, tiers).await
     }
 
     /// [`Quotas::new`] with explicit timeouts and login policy.
     pub async fn with_options(
         cfg: QuotaConfig,
         opts: QuotaOptions,
-        pool: PgPool,
+        db: Db,
         clock: SharedClock,
+        tiers: Arc<TierCatalog>,
     ) -> Self {
         let (store, redis): (Arc<dyn QuotaStore>, _) = match &cfg.redis_url {
             Some(url) => {
@@ -196,25 +197,8 @@ impl Quotas {
                 );
                 (r.clone(), Some(r))
             }
-            None => (Arc::new(PgQuotaStore::new(pool.clone())), None),
+            None => (Arc::new(PgQuotaStore::new(db)), None),
         };
-        let tiers = Arc::new(RwLock::new(Vec::new()));
-        {
-            let (tiers, pool) = (Arc::downgrade(&tiers), pool.clone());
-            tokio::spawn(async move {
-                match Tier::load_all(&pool).await {
-                    Ok(list) => {
-                        if let Some(t) = tiers.upgrade() {
-                            let mut t = t.write().unwrap_or_else(|e| e.into_inner());
-                            if t.is_empty() {
-                                *t = list;
-                            }
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "could not load tiers for upgrade hints"),
-                }
-            });
-        }
         Self {
             login: LoginThrottle::new(opts.login, clock.clone()),
             cfg,
@@ -224,23 +208,7 @@ impl Quotas {
             burst: burst::BurstLimiters::default(),
             concurrency: concurrency::ConcurrencyLimiter::default(),
             tiers,
-            pool,
         }
-    }
-
-    /// Reloads the tier list used for upgrade hints from `platform.tiers`.
-    ///
-    /// # Errors
-    /// The database error; the previous list is kept.
-    pub async fn refresh_tiers(&self) -> Result<(), sqlx::Error> {
-        let list = Tier::load_all(&self.pool).await?;
-        self.set_tiers(list);
-        Ok(())
-    }
-
-    /// Replaces the tier list used for upgrade hints (ordered cheapest first).
-    pub fn set_tiers(&self, tiers: Vec<Tier>) {
-        *self.tiers.write().unwrap_or_else(|e| e.into_inner()) = tiers;
     }
 
     /// The current quota period.
@@ -260,8 +228,12 @@ impl Quotas {
     ///
     /// # Errors
     /// A 429 [`Rejection`] (policy `"burst"`) with `Retry-After` rounded up to whole seconds.
-    pub fn check_burst(&self, principal: Uuid, tier: &Tier) -> Result<RateLimitInfo, Rejection> {
-        self.burst.check(principal, tier)
+    pub fn check_burst(
+        &self,
+        principal: &Principal,
+        tier: &Tier,
+    ) -> Result<RateLimitInfo, Rejection> {
+        self.burst.check(principal.limiter_key(), tier)
     }
 
     /// Counts one simulation against the tenant's monthly quota, atomically across instances.
@@ -274,7 +246,7 @@ impl Quotas {
     /// A Redis failure is never an error (per-instance fallback).
     pub async fn consume_simulation(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         tier: &Tier,
         overage_enabled: bool,
     ) -> Result<QuotaGrant, Rejection> {
@@ -321,16 +293,13 @@ impl Quotas {
     }
 
     fn upgrade_hint(&self, tier: &Tier, overage_enabled: bool) -> String {
-        let tiers = self.tiers.read().unwrap_or_else(|e| e.into_inner());
-        let higher = tiers
-            .iter()
-            .skip_while(|t| t.name != tier.name)
-            .skip(1)
-            .find(|t| {
-                t.monthly_simulations
-                    .is_none_or(|m| tier.monthly_simulations.is_some_and(|c| m > c))
-            })
-            .map(|t| t.name.clone());
+        let higher = tier.monthly_simulations.and_then(|current| {
+            self.tiers
+                .upgrade(&tier.name, |t| {
+                    t.monthly_simulations.is_none_or(|m| m > current)
+                })
+                .map(|t| t.name.clone())
+        });
         let overage = tier.allows_overage() && !overage_enabled;
         match (higher, overage) {
             (Some(h), true) => format!("; upgrade to {h} or enable overage"),
@@ -348,7 +317,7 @@ impl Quotas {
     /// A 429 [`Rejection`] (policy `"concurrency"`) when no slot freed within the wait.
     pub async fn acquire_simulation_slot(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         tier: &Tier,
     ) -> Result<SimulationSlot, Rejection> {
         self.concurrency
@@ -357,13 +326,13 @@ impl Quotas {
     }
 
     /// Free simulation slots of a tenant on this instance (`None` before its first simulation).
-    pub fn available_simulation_slots(&self, tenant_id: Uuid) -> Option<usize> {
+    pub fn available_simulation_slots(&self, tenant_id: TenantId) -> Option<usize> {
         self.concurrency.available(tenant_id)
     }
 
     /// The tenant's usage in the current period. If the store fails (PostgreSQL down) the
     /// error is logged and zero usage is reported; use [`Quotas::try_period_usage`] to see it.
-    pub async fn period_usage(&self, tenant_id: Uuid, tier: &Tier) -> PeriodUsage {
+    pub async fn period_usage(&self, tenant_id: TenantId, tier: &Tier) -> PeriodUsage {
         match self.try_period_usage(tenant_id, tier).await {
             Ok(u) => u,
             Err(e) => {
@@ -380,7 +349,7 @@ impl Quotas {
     /// to this instance's view.
     pub async fn try_period_usage(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         tier: &Tier,
     ) -> Result<PeriodUsage, StoreError> {
         let period = self.current_period();

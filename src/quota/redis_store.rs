@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::domain::TenantId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisResult, Script};
-use uuid::Uuid;
 
 use super::period::Period;
 use super::store::{ConsumeOutcome, Counts, LocalQuotaStore, QuotaStore, StoreError};
@@ -191,8 +191,8 @@ impl RedisQuotaStore {
         *self.manager.write().unwrap_or_else(|e| e.into_inner()) = m;
     }
 
-    fn key(&self, tenant_id: Uuid, period: &Period) -> String {
-        format!("{}quota:{}:{}", self.prefix, tenant_id, period.key())
+    fn key(&self, tenant_id: TenantId, period: &Period) -> String {
+        counter_key(&self.prefix, tenant_id, period.key())
     }
 
     fn expire_at(period: &Period) -> i64 {
@@ -364,7 +364,7 @@ impl RedisQuotaStore {
         let mut failed = Vec::new();
         let mut iter = batch.into_iter();
         for (k, pending, floor, expire_at) in iter.by_ref() {
-            let key = format!("{}quota:{}:{}", self.prefix, k.0, k.1);
+            let key = counter_key(&self.prefix, k.0, &k.1);
             let script = &self.reconcile_script;
             let res = self
                 .run(|mut c| async move {
@@ -405,7 +405,7 @@ impl RedisQuotaStore {
 impl QuotaStore for RedisQuotaStore {
     async fn consume(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         period: &Period,
         limit: Option<u64>,
         overage_allowed: bool,
@@ -454,7 +454,7 @@ impl QuotaStore for RedisQuotaStore {
         }
     }
 
-    async fn usage(&self, tenant_id: Uuid, period: &Period) -> Result<Counts, StoreError> {
+    async fn usage(&self, tenant_id: TenantId, period: &Period) -> Result<Counts, StoreError> {
         let key = self.key(tenant_id, period);
         let key_ref = &key;
         let res = self
@@ -477,4 +477,9 @@ impl QuotaStore for RedisQuotaStore {
             None => self.local.counts(tenant_id, period),
         })
     }
+}
+
+/// The Redis key of a tenant's counters in a period: `{prefix}quota:{tenant uuid}:{YYYY-MM}`.
+fn counter_key(prefix: &str, tenant: TenantId, period: &str) -> String {
+    format!("{prefix}quota:{}:{period}", tenant.as_uuid())
 }

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::domain::TenantId;
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use super::period::Period;
 
@@ -62,7 +62,7 @@ pub trait QuotaStore: Send + Sync {
     /// [`StoreError`] when the backing store cannot be reached.
     async fn consume(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         period: &Period,
         limit: Option<u64>,
         overage_allowed: bool,
@@ -72,7 +72,7 @@ pub trait QuotaStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError`] when the backing store cannot be reached.
-    async fn usage(&self, tenant_id: Uuid, period: &Period) -> Result<Counts, StoreError>;
+    async fn usage(&self, tenant_id: TenantId, period: &Period) -> Result<Counts, StoreError>;
 }
 
 /// Decides one consume against in-memory counters; shared by the in-process store.
@@ -105,7 +105,7 @@ pub(crate) fn decide(
 /// unreachable (see `redis_store`).
 #[derive(Default)]
 pub struct LocalQuotaStore {
-    pub(crate) entries: Mutex<HashMap<(Uuid, String), LocalEntry>>,
+    pub(crate) entries: Mutex<HashMap<(TenantId, String), LocalEntry>>,
 }
 
 /// One tenant-period in the local store.
@@ -123,7 +123,7 @@ pub(crate) struct LocalEntry {
 impl QuotaStore for LocalQuotaStore {
     async fn consume(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         period: &Period,
         limit: Option<u64>,
         overage_allowed: bool,
@@ -131,7 +131,7 @@ impl QuotaStore for LocalQuotaStore {
         Ok(self.consume_local(tenant_id, period, limit, overage_allowed, 0))
     }
 
-    async fn usage(&self, tenant_id: Uuid, period: &Period) -> Result<Counts, StoreError> {
+    async fn usage(&self, tenant_id: TenantId, period: &Period) -> Result<Counts, StoreError> {
         Ok(self.counts(tenant_id, period))
     }
 }
@@ -139,7 +139,7 @@ impl QuotaStore for LocalQuotaStore {
 impl LocalQuotaStore {
     pub(crate) fn consume_local(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         period: &Period,
         limit: Option<u64>,
         overage_allowed: bool,
@@ -158,7 +158,7 @@ impl LocalQuotaStore {
         out
     }
 
-    pub(crate) fn counts(&self, tenant_id: Uuid, period: &Period) -> Counts {
+    pub(crate) fn counts(&self, tenant_id: TenantId, period: &Period) -> Counts {
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -169,7 +169,13 @@ impl LocalQuotaStore {
 
     /// Records the authoritative totals Redis just returned (plus anything still pending),
     /// so a later fallback starts from them instead of from zero.
-    pub(crate) fn observe(&self, tenant_id: Uuid, period: &Period, counts: Counts, expire_at: i64) {
+    pub(crate) fn observe(
+        &self,
+        tenant_id: TenantId,
+        period: &Period,
+        counts: Counts,
+        expire_at: i64,
+    ) {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let entry = map.entry((tenant_id, period.key().to_owned())).or_default();
         entry.counts = Counts {

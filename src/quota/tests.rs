@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::clock::{Clock, ManualClock, SharedClock, SystemClock};
+use crate::domain::ApiKeyId;
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
@@ -23,6 +24,7 @@ const V1_SQL: &str = include_str!(concat!(
 
 struct TestDb {
     pool: PgPool,
+    db: Db,
     name: String,
 }
 
@@ -37,11 +39,13 @@ impl TestDb {
             .await
             .expect("create database");
         admin.close().await;
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
+            .connect(&url)
             .await
             .expect("connect to test database");
+        let db = Db::connect_lazy(&url, 16, 1).expect("test database URL parses");
         sqlx::raw_sql("CREATE SCHEMA platform")
             .execute(&pool)
             .await
@@ -50,10 +54,10 @@ impl TestDb {
             .execute(&pool)
             .await
             .expect("V1 schema");
-        TestDb { pool, name }
+        TestDb { pool, db, name }
     }
 
-    async fn tenant(&self, tier: &str) -> Uuid {
+    async fn tenant(&self, tier: &str) -> TenantId {
         let id = Uuid::new_v4();
         let s = id.simple().to_string();
         sqlx::query(
@@ -67,11 +71,12 @@ impl TestDb {
         .execute(&self.pool)
         .await
         .expect("insert tenant");
-        id
+        TenantId::from_uuid(id)
     }
 
     async fn drop_db(self) {
         self.pool.close().await;
+        drop(self.db);
         if let Ok(admin) = PgPool::connect(ADMIN_URL).await {
             let _ = sqlx::query(AssertSqlSafe(format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -114,7 +119,7 @@ fn config(redis_url: Option<&str>) -> QuotaConfig {
 }
 
 /// Builds `Quotas` the way a test instance needs it: fast Redis re-probing, tiers loaded.
-async fn quotas(cfg: QuotaConfig, pool: &PgPool, clock: SharedClock) -> Quotas {
+async fn quotas(cfg: QuotaConfig, db: &Db, clock: SharedClock) -> Quotas {
     let opts = QuotaOptions {
         redis_timeouts: RedisTimeouts {
             op_timeout: Duration::from_millis(250),
@@ -123,9 +128,15 @@ async fn quotas(cfg: QuotaConfig, pool: &PgPool, clock: SharedClock) -> Quotas {
         },
         login: LoginPolicy::default(),
     };
-    let q = Quotas::with_options(cfg, opts, pool.clone(), clock).await;
-    q.refresh_tiers().await.expect("tiers load");
-    q
+    let tiers = crate::db::tiers::load_all(db).await.expect("tiers load");
+    Quotas::with_options(
+        cfg,
+        opts,
+        db.clone(),
+        clock,
+        Arc::new(TierCatalog::new(tiers)),
+    )
+    .await
 }
 
 fn system_clock() -> SharedClock {
@@ -139,7 +150,7 @@ fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
 #[tokio::test]
 async fn tiers_load_in_sort_order() {
     let db = TestDb::new().await;
-    let tiers = Tier::load_all(&db.pool).await.unwrap();
+    let tiers = crate::db::tiers::load_all(&db.db).await.unwrap();
     let names: Vec<_> = tiers.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["trial", "starter", "professional", "enterprise"]);
     assert_eq!(tiers[0].monthly_simulations, Some(100));
@@ -158,8 +169,8 @@ async fn exactness(redis_url: Option<&str>) {
     let db = TestDb::new().await;
     let tenant = db.tenant("starter").await;
     let cfg = config(redis_url);
-    let a = Arc::new(quotas(cfg.clone(), &db.pool, system_clock()).await);
-    let b = Arc::new(quotas(cfg, &db.pool, system_clock()).await);
+    let a = Arc::new(quotas(cfg.clone(), &db.db, system_clock()).await);
+    let b = Arc::new(quotas(cfg, &db.db, system_clock()).await);
     let expected_health = if redis_url.is_some() {
         QuotaHealth::RedisUp
     } else {
@@ -236,7 +247,7 @@ async fn exact_across_instances_with_postgres() {
 
 async fn overage(redis_url: Option<&str>) {
     let db = TestDb::new().await;
-    let q = quotas(config(redis_url), &db.pool, system_clock()).await;
+    let q = quotas(config(redis_url), &db.db, system_clock()).await;
     let paid = tier("starter", Some(3), Some(5));
 
     // Paid tier with overage enabled: admitted beyond the quota and counted.
@@ -305,7 +316,7 @@ async fn period_resets_on_the_first_of_next_month() {
     let db = TestDb::new().await;
     let clock = Arc::new(ManualClock::new(Utc::now()));
     for url in [None, Some(SHARED_REDIS)] {
-        let q = quotas(config(url), &db.pool, clock.clone()).await;
+        let q = quotas(config(url), &db.db, clock.clone()).await;
         let t = tier("starter", Some(1), None);
         let tenant = db.tenant("starter").await;
         let before = q.period_usage(tenant, &t).await;
@@ -325,19 +336,19 @@ async fn period_resets_on_the_first_of_next_month() {
 #[tokio::test]
 async fn burst_admits_burst_size_then_429_until_retry_after() {
     let db = TestDb::new().await;
-    let q = quotas(config(None), &db.pool, system_clock()).await;
+    let q = quotas(config(None), &db.db, system_clock()).await;
     let mut t = tier("trial", Some(100), None);
     t.burst_per_second = 2;
     t.burst_size = 3;
-    let key = Uuid::new_v4();
+    let key = Principal::ApiKey(ApiKeyId::new());
     let mut remaining = Vec::new();
     for _ in 0..3 {
-        let info = q.check_burst(key, &t).unwrap();
+        let info = q.check_burst(&key, &t).unwrap();
         assert_eq!((info.quota, info.window_secs), (3, 2));
         remaining.push(info.remaining);
     }
     assert_eq!(remaining, [2, 1, 0]);
-    let r = q.check_burst(key, &t).unwrap_err();
+    let r = q.check_burst(&key, &t).unwrap_err();
     assert_eq!((r.status, r.policy.as_str()), (429, "burst"));
     let retry = r.retry_after_secs.unwrap();
     assert_eq!(retry, 1, "one cell refills in 0.5 s, rounded up");
@@ -348,13 +359,16 @@ async fn burst_admits_burst_size_then_429_until_retry_after() {
         Some("\"burst\";q=3;w=2")
     );
     // Another key is independent.
-    assert!(q.check_burst(Uuid::new_v4(), &t).is_ok());
+    assert!(
+        q.check_burst(&Principal::ApiKey(ApiKeyId::new()), &t)
+            .is_ok()
+    );
     // A tier change applies at once (different limiter).
     let mut bigger = t.clone();
     bigger.burst_size = 5;
-    assert!(q.check_burst(key, &bigger).is_ok());
+    assert!(q.check_burst(&key, &bigger).is_ok());
     tokio::time::sleep(Duration::from_secs(retry)).await;
-    let info = q.check_burst(key, &t).unwrap();
+    let info = q.check_burst(&key, &t).unwrap();
     assert!(
         info.remaining <= 1,
         "two cells refilled in ~1 s, one used: {info:?}"
@@ -443,7 +457,7 @@ impl Drop for RedisProc {
 }
 
 /// Consumes with a hard bound so a hanging Redis fails the test instead of hanging it.
-async fn bounded_consume(q: &Quotas, tenant: Uuid, t: &Tier) -> Result<QuotaGrant, Rejection> {
+async fn bounded_consume(q: &Quotas, tenant: TenantId, t: &Tier) -> Result<QuotaGrant, Rejection> {
     let start = Instant::now();
     let r = tokio::time::timeout(
         Duration::from_secs(2),
@@ -469,10 +483,10 @@ async fn redis_outage_falls_back_locally_and_recovers() {
     let key = format!(
         "{}quota:{}:{}",
         cfg.key_prefix,
-        tenant,
+        tenant.as_uuid(),
         Utc::now().format("%Y-%m")
     );
-    let q = quotas(cfg, &db.pool, system_clock()).await;
+    let q = quotas(cfg, &db.db, system_clock()).await;
     assert_eq!(q.health().await, QuotaHealth::RedisUp);
     let t = tier("starter", Some(10), None);
     for _ in 0..4 {
@@ -532,7 +546,7 @@ async fn starts_degraded_when_redis_is_down() {
     let started = Instant::now();
     let q = quotas(
         config(Some(&format!("redis://127.0.0.1:{port}"))),
-        &db.pool,
+        &db.db,
         system_clock(),
     )
     .await;
@@ -546,7 +560,7 @@ async fn starts_degraded_when_redis_is_down() {
     bounded_consume(&q, tenant, &t).await.unwrap();
     assert!(bounded_consume(&q, tenant, &t).await.is_err());
     // Invalid URL: also degraded, never a panic.
-    let q2 = quotas(config(Some("not a url")), &db.pool, system_clock()).await;
+    let q2 = quotas(config(Some("not a url")), &db.db, system_clock()).await;
     assert!(q2.health().await.is_degraded());
     bounded_consume(&q2, tenant, &t).await.unwrap();
     db.drop_db().await;
@@ -554,12 +568,16 @@ async fn starts_degraded_when_redis_is_down() {
 
 #[tokio::test]
 async fn new_never_waits_for_an_unreachable_database() {
-    let pool = PgPoolOptions::new()
-        .acquire_timeout(Duration::from_secs(30))
-        .connect_lazy("postgres://postgres@127.0.0.1:1/none")
-        .unwrap();
+    let db = Db::connect_lazy("postgres://postgres@127.0.0.1:1/none", 1, 1).unwrap();
     let started = Instant::now();
-    let q = Quotas::new(QuotaConfig::default(), pool, system_clock()).await;
+    let tiers = Arc::new(TierCatalog::default());
+    let q = Quotas::new(
+        QuotaConfig::default(),
+        db.clone(),
+        system_clock(),
+        tiers.clone(),
+    )
+    .await;
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "{:?}",
@@ -567,17 +585,15 @@ async fn new_never_waits_for_an_unreachable_database() {
     );
     assert_eq!(q.health().await, QuotaHealth::RedisNotConfigured);
     assert!(
-        q.check_burst(Uuid::new_v4(), &tier("t", Some(1), None))
-            .is_ok()
+        q.check_burst(
+            &Principal::ApiKey(ApiKeyId::new()),
+            &tier("t", Some(1), None)
+        )
+        .is_ok()
     );
     // The PostgreSQL store failing: a 503 naming the policy, never a panic.
-    let pool = PgPoolOptions::new()
-        .acquire_timeout(Duration::from_millis(300))
-        .connect_lazy("postgres://postgres@127.0.0.1:1/none")
-        .unwrap();
-    let q = Quotas::new(QuotaConfig::default(), pool, system_clock()).await;
     let r = q
-        .consume_simulation(Uuid::new_v4(), &tier("t", Some(1), None), false)
+        .consume_simulation(TenantId::new(), &tier("t", Some(1), None), false)
         .await
         .unwrap_err();
     assert_eq!(
@@ -589,9 +605,9 @@ async fn new_never_waits_for_an_unreachable_database() {
 #[tokio::test]
 async fn concurrency_cap_waits_then_rejects_and_release_admits() {
     let db = TestDb::new().await;
-    let q = Arc::new(quotas(config(None), &db.pool, system_clock()).await);
+    let q = Arc::new(quotas(config(None), &db.db, system_clock()).await);
     let t = tier("starter", Some(100), None); // max_concurrent_simulations = 2
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let s1 = q.acquire_simulation_slot(tenant, &t).await.unwrap();
     let _s2 = q.acquire_simulation_slot(tenant, &t).await.unwrap();
     let started = Instant::now();
@@ -607,7 +623,10 @@ async fn concurrency_cap_waits_then_rejects_and_release_admits() {
         r.detail
     );
     // Another tenant is unaffected.
-    let _other = q.acquire_simulation_slot(Uuid::new_v4(), &t).await.unwrap();
+    let _other = q
+        .acquire_simulation_slot(TenantId::new(), &t)
+        .await
+        .unwrap();
     // A waiter gets the slot released while it waits.
     let q2 = q.clone();
     let t2 = t.clone();

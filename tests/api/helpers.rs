@@ -17,7 +17,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub database_url: String,
-    pub app_state: Arc<montecarlo_platform::state::AppState>,
+    pub app_state: Arc<montecarlo_platform::app::App>,
 }
 
 #[derive(Default, Clone)]
@@ -82,7 +82,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         .await
         .expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
-    let app_state = app.state();
+    let app_state = app.app();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         base,

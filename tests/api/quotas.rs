@@ -240,13 +240,9 @@ async fn concurrency_cap_per_tenant_rejects_after_a_short_wait() {
             .await
     });
     // Wait until the first simulation really holds the tenant's only slot.
-    let tenant_id = uuid::Uuid::parse_str(
-        t.body["tenant"]["id"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("ten_"),
-    )
-    .unwrap();
+    let tenant_id =
+        montecarlo_platform::domain::TenantId::parse(t.body["tenant"]["id"].as_str().unwrap())
+            .unwrap();
     let mut held = false;
     for _ in 0..500 {
         if app.app_state.quotas.available_simulation_slots(tenant_id) == Some(0) {

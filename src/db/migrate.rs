@@ -1,19 +1,11 @@
-//! PostgreSQL: the request pool (sqlx), the migration pool (deadpool-postgres + refinery),
-//! database creation, platform and tenant migrations, and the per-request tenant transaction.
-//!
-//! Rule: the tenant search_path is only ever set with
-//! `set_config('search_path', $1, true)` — transaction-local, bound as a parameter — inside the
-//! transaction that uses it. Nothing sets a session-level path on a pooled connection.
+//! Migrations: `platform_migrations/` once into the `platform` schema, `tenant_migrations/`
+//! into every tenant schema (refinery's history table kept per schema), run inside our own
+//! transactions so provisioning is atomic and concurrent instances migrate one at a time.
 
+use super::pool::{Db, DbError};
 use crate::domain::SchemaName;
-use crate::domain::slug::quote_ident;
 use futures_util::{StreamExt, stream};
-use refinery::error::Error as RefineryError;
 use refinery::{AsyncMigrate, Migration};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool, Postgres, Transaction};
-use std::str::FromStr;
-use std::time::Duration;
 
 mod embedded {
     pub mod platform {
@@ -22,36 +14,6 @@ mod embedded {
     pub mod tenant {
         refinery::embed_migrations!("tenant_migrations");
     }
-}
-
-/// Errors while preparing the database.
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    /// sqlx failed.
-    #[error("database: {0}")]
-    Sqlx(#[from] sqlx::Error),
-    /// tokio-postgres failed.
-    #[error("database: {0}")]
-    Postgres(#[from] tokio_postgres::Error),
-    /// The migration pool failed.
-    #[error("migration pool: {0}")]
-    Pool(#[from] deadpool_postgres::PoolError),
-    /// A migration failed.
-    #[error("migration: {0}")]
-    Migration(#[from] RefineryError),
-    /// The URL or options are unusable.
-    #[error("database configuration: {0}")]
-    Config(String),
-}
-
-/// The latest tenant migration version compiled into this binary.
-pub fn latest_tenant_version() -> i32 {
-    embedded::tenant::migrations::runner()
-        .get_migrations()
-        .iter()
-        .map(|m| m.version())
-        .max()
-        .unwrap_or(0)
 }
 
 /// The latest platform migration version compiled into this binary.
@@ -64,82 +26,13 @@ pub fn latest_platform_version() -> i32 {
         .unwrap_or(0)
 }
 
-/// Creates the database named in `url` if it does not exist (connecting to `postgres`).
-///
-/// # Errors
-/// When the server is unreachable or refuses.
-pub async fn ensure_database(url: &str) -> Result<(), DbError> {
-    let opts = PgConnectOptions::from_str(url)?;
-    let name = opts
-        .get_database()
-        .ok_or_else(|| DbError::Config("DATABASE_URL names no database".into()))?
-        .to_string();
-    let mut conn = opts.clone().database("postgres").connect().await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut conn)
-            .await?;
-    if !exists {
-        let sql = format!("CREATE DATABASE {}", quote_ident(&name));
-        if let Err(err) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await
-        {
-            // Another instance may have created it concurrently.
-            let dup = err
-                .as_database_error()
-                .and_then(|e| e.code())
-                .is_some_and(|c| c == "42P04" || c == "23505");
-            if !dup {
-                return Err(err.into());
-            }
-        }
-        tracing::info!(database = %name, "created database");
-    }
-    Ok(())
-}
-
-/// The request pool.
-///
-/// # Errors
-/// When the URL does not parse.
-pub fn request_pool(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
-    let opts = PgConnectOptions::from_str(url)?.application_name("montecarlo-platform");
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with(opts))
-}
-
-/// The migration / provisioning pool (deadpool-postgres, `RecyclingMethod::Clean`).
-///
-/// # Errors
-/// When the URL does not parse.
-pub fn migration_pool(url: &str, size: usize) -> Result<deadpool_postgres::Pool, DbError> {
-    let pg = tokio_postgres::Config::from_str(url)?;
-    let mgr = deadpool_postgres::Manager::from_config(
-        pg,
-        tokio_postgres::NoTls,
-        deadpool_postgres::ManagerConfig {
-            recycling_method: deadpool_postgres::RecyclingMethod::Clean,
-        },
-    );
-    deadpool_postgres::Pool::builder(mgr)
-        .max_size(size)
-        .wait_timeout(Some(Duration::from_secs(10)))
-        .runtime(deadpool_postgres::Runtime::Tokio1)
-        .build()
-        .map_err(|e| DbError::Config(e.to_string()))
-}
-
 /// Creates the `platform` schema and applies the platform migrations, holding an advisory
 /// lock so concurrently starting instances migrate one at a time.
 ///
 /// # Errors
 /// When PostgreSQL fails or a migration diverges from what was applied before.
-pub async fn migrate_platform(pool: &deadpool_postgres::Pool) -> Result<usize, DbError> {
-    let mut client = pool.get().await?;
+pub async fn migrate_platform(db: &Db) -> Result<usize, DbError> {
+    let mut client = db.migrations.get().await?;
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock(7283461001)", &[])
         .await?;
@@ -159,7 +52,7 @@ pub async fn migrate_platform(pool: &deadpool_postgres::Pool) -> Result<usize, D
 ///
 /// # Errors
 /// When a migration fails; the caller's transaction is then aborted.
-pub async fn migrate_tenant_in(
+pub(super) async fn migrate_tenant_in(
     tx: &tokio_postgres::Transaction<'_>,
     schema: &SchemaName,
 ) -> Result<usize, DbError> {
@@ -192,10 +85,10 @@ pub struct TenantMigrationSummary {
 /// # Errors
 /// When the tenant list cannot be read; per-tenant failures are reported in the summary.
 pub async fn migrate_all_tenants(
-    pool: &deadpool_postgres::Pool,
+    db: &Db,
     concurrency: usize,
 ) -> Result<TenantMigrationSummary, DbError> {
-    let client = pool.get().await?;
+    let client = db.migrations.get().await?;
     let rows = client
         .query(
             "SELECT slug, schema_name FROM platform.tenants ORDER BY created_at",
@@ -212,7 +105,7 @@ pub async fn migrate_all_tenants(
         .map(|(slug, schema)| async move {
             let result = async {
                 let schema = SchemaName::parse(&schema).map_err(DbError::Config)?;
-                let mut client = pool.get().await?;
+                let mut client = db.migrations.get().await?;
                 let tx = client.transaction().await?;
                 tx.execute(
                     "SELECT pg_advisory_xact_lock(hashtext($1))",
@@ -245,29 +138,12 @@ pub async fn migrate_all_tenants(
 ///
 /// # Errors
 /// When PostgreSQL is unreachable.
-pub async fn platform_is_current(pool: &PgPool) -> Result<bool, sqlx::Error> {
+pub async fn platform_is_current(db: &Db) -> Result<bool, sqlx::Error> {
     let version: Option<i32> =
         sqlx::query_scalar("SELECT max(version) FROM platform.refinery_schema_history")
-            .fetch_one(pool)
+            .fetch_one(&db.pool)
             .await?;
     Ok(version == Some(latest_platform_version()))
-}
-
-/// Begins a request transaction whose search_path is `<tenant schema>, platform`, set
-/// transaction-locally with a bind parameter.
-///
-/// # Errors
-/// When no connection can be had or PostgreSQL fails.
-pub async fn begin_tenant(
-    pool: &PgPool,
-    schema: &SchemaName,
-) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('search_path', $1, true)")
-        .bind(schema.search_path())
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
 }
 
 /// Runs refinery inside an existing tokio-postgres transaction (refinery's own driver opens

@@ -1,18 +1,17 @@
 //! `GET /health` (liveness) and `GET /health/ready` (PostgreSQL reachable, migrations current,
 //! quota store state).
 
-use crate::api::ApiTags;
+use super::tags::ApiTags;
+use crate::app::App;
 use crate::quota::QuotaHealth;
-use crate::state::AppState;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 /// Health operations.
 pub struct HealthApi {
-    /// Shared state.
-    pub state: Arc<AppState>,
+    /// The application.
+    pub app: Arc<App>,
 }
 
 /// Liveness.
@@ -69,25 +68,16 @@ impl HealthApi {
     /// enforced per instance). 503 otherwise.
     #[oai(path = "/health/ready", method = "get", operation_id = "ready")]
     async fn ready(&self) -> ReadyResponse {
-        let (database, platform) = match crate::db::platform_is_current(&self.state.pool).await {
-            Ok(true) => ("ok".to_string(), "current"),
-            Ok(false) => ("ok".to_string(), "behind"),
-            Err(e) => (format!("error: {e}"), "unknown"),
+        let r = self.app.health.readiness().await;
+        let ok = r.is_ready();
+        let degraded = r.quota_store.is_degraded();
+        let quota_store = match &r.quota_store {
+            QuotaHealth::RedisNotConfigured => "not_configured".to_string(),
+            QuotaHealth::RedisUp => "up".to_string(),
+            QuotaHealth::RedisDegraded { since, last_error } => {
+                format!("degraded since {}: {last_error}", since.to_rfc3339())
+            }
         };
-        let tenants = if self.state.tenants_current.load(Ordering::Acquire) {
-            "current"
-        } else {
-            "behind"
-        };
-        let (quota_store, degraded) = match self.state.quotas.health().await {
-            QuotaHealth::RedisNotConfigured => ("not_configured".to_string(), false),
-            QuotaHealth::RedisUp => ("up".to_string(), false),
-            QuotaHealth::RedisDegraded { since, last_error } => (
-                format!("degraded since {}: {last_error}", since.to_rfc3339()),
-                true,
-            ),
-        };
-        let ok = database == "ok" && platform == "current" && tenants == "current";
         let body = Readiness {
             status: if !ok {
                 "unavailable"
@@ -97,9 +87,9 @@ impl HealthApi {
                 "ready"
             }
             .into(),
-            database,
-            platform_migrations: platform.into(),
-            tenant_migrations: tenants.into(),
+            database: r.database,
+            platform_migrations: r.platform_migrations.into(),
+            tenant_migrations: r.tenant_migrations.into(),
             quota_store,
         };
         if ok {

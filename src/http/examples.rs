@@ -1,15 +1,16 @@
 //! Response examples for the OpenAPI document. Fixed ids and times keep the committed spec
 //! stable; the simulation example is a real (deterministic) engine run of the request example.
 
-use crate::api::accounts::{MeResponse, SignupResponse, TenantView, TokenResponse, UserView};
-use crate::api::admin::{AdminTenantView, TierView};
-use crate::api::keys::{ApiKeyView, KeyStatus, NewApiKey};
-use crate::api::simulations::{
+use super::accounts::{MeResponse, SignupResponse, TenantView, TokenResponse, UserView};
+use super::admin::{AdminTenantView, TierView};
+use super::keys::{ApiKeyView, KeyStatus, NewApiKey};
+use super::simulation_views::{
     SimulationPage, SimulationRequest, SimulationResultView, SimulationSummary, SimulationView,
 };
-use crate::api::usage::{DailyUsage, KeyUsage, PeriodView, UsageReport};
-use crate::domain::Role;
-use crate::tenancy::TenantStatus;
+use super::usage::{DailyUsage, KeyUsage, PeriodView, UsageReport};
+use crate::app::simulation_spec::{output_of, to_spec};
+use crate::domain::simulation::SimulationInput;
+use crate::domain::{ApiKeyId, Role, SimulationId, TenantId, TenantSlug, TenantStatus, UserId};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use poem_openapi::types::Example;
 
@@ -19,19 +20,34 @@ fn at(day: u32, hour: u32) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-const TENANT_ID: &str = "ten_01a1fe67-63d8-714e-938a-1da86c597c0b";
-const USER_ID: &str = "usr_01a1fe67-63d8-714e-938a-1da9ab5bc23d";
-const KEY_ID: &str = "key_01a1fe67-642f-7112-87cc-d8482d7474d3";
-const SIM_ID: &str = "sim_01a1fe67-7476-751b-906b-4e351b40de94";
+fn tenant_id() -> TenantId {
+    TenantId::parse("ten_01a1fe67-63d8-714e-938a-1da86c597c0b").expect("valid example id")
+}
+
+fn user_id() -> UserId {
+    UserId::parse("usr_01a1fe67-63d8-714e-938a-1da9ab5bc23d").expect("valid example id")
+}
+
+fn key_id() -> ApiKeyId {
+    ApiKeyId::parse("key_01a1fe67-642f-7112-87cc-d8482d7474d3").expect("valid example id")
+}
+
+fn sim_id() -> SimulationId {
+    SimulationId::parse("sim_01a1fe67-7476-751b-906b-4e351b40de94").expect("valid example id")
+}
+
+fn acme() -> TenantSlug {
+    TenantSlug::parse("acme").expect("valid example slug")
+}
 
 impl Example for TenantView {
     fn example() -> Self {
         Self {
-            id: TENANT_ID.into(),
-            slug: "acme".into(),
+            id: tenant_id(),
+            slug: acme(),
             name: "Acme Capital".into(),
             tier: "trial".into(),
-            status: "active".into(),
+            status: TenantStatus::Active,
             trial_ends_at: Some(at(30, 12)),
         }
     }
@@ -40,7 +56,7 @@ impl Example for TenantView {
 impl Example for UserView {
     fn example() -> Self {
         Self {
-            id: USER_ID.into(),
+            id: user_id(),
             email: "ada@acme.example".into(),
             full_name: "Ada Lovelace".into(),
             role: Role::Owner,
@@ -52,7 +68,7 @@ impl Example for UserView {
 impl Example for NewApiKey {
     fn example() -> Self {
         Self {
-            id: KEY_ID.into(),
+            id: key_id(),
             name: "default".into(),
             prefix: "mk_live_5Yupfv".into(),
             secret: "mk_live_5YupfvMHvvz8rkkrbuOuWL3GToIM".into(),
@@ -67,7 +83,8 @@ const EXAMPLE_TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c3
 impl Example for SignupResponse {
     fn example() -> Self {
         let mut second = NewApiKey::example();
-        second.id = "key_01a1fe67-6431-758a-89d4-18c2756397fb".into();
+        second.id =
+            ApiKeyId::parse("key_01a1fe67-6431-758a-89d4-18c2756397fb").expect("valid example id");
         second.name = "secondary".into();
         second.prefix = "mk_live_3x8SNK".into();
         second.secret = "mk_live_3x8SNKtZRQ52JZZonxEJot0kJIkH".into();
@@ -106,7 +123,7 @@ impl Example for MeResponse {
 impl Example for ApiKeyView {
     fn example() -> Self {
         Self {
-            id: KEY_ID.into(),
+            id: key_id(),
             name: "default".into(),
             prefix: "mk_live_5Yupfv".into(),
             status: KeyStatus::Active,
@@ -122,12 +139,13 @@ impl Example for SimulationView {
     fn example() -> Self {
         let request = SimulationRequest::example();
         let seed = request.seed.unwrap_or(42);
-        let result = crate::api::simulations::to_spec(&request, seed)
+        let result = SimulationInput::try_from(request.clone())
             .ok()
+            .and_then(|input| to_spec(&input, seed).ok())
             .and_then(|spec| engine::Simulation::new(spec).ok())
-            .map(|sim| SimulationResultView::from(&sim.run()));
+            .map(|sim| SimulationResultView::from(&output_of(&sim.run())));
         Self {
-            id: SIM_ID.into(),
+            id: sim_id(),
             created_at: at(2, 9),
             duration_ms: 12.5,
             request,
@@ -149,7 +167,7 @@ impl Example for SimulationPage {
                 terminal_p50: sim.result.terminal.percentiles.p50,
                 terminal_mean: sim.result.terminal.mean,
             }],
-            next_cursor: Some(SIM_ID.into()),
+            next_cursor: Some(sim_id()),
         }
     }
 }
@@ -178,7 +196,7 @@ impl Example for UsageReport {
                 units: 50_400_000,
             }],
             per_key: vec![KeyUsage {
-                key_id: Some(KEY_ID.into()),
+                key_id: Some(key_id()),
                 prefix: Some("mk_live_5Yupfv".into()),
                 calls: 57,
                 simulations: 42,
@@ -192,8 +210,8 @@ impl Example for UsageReport {
 impl Example for AdminTenantView {
     fn example() -> Self {
         Self {
-            id: TENANT_ID.into(),
-            slug: "acme".into(),
+            id: tenant_id(),
+            slug: acme(),
             name: "Acme Capital".into(),
             schema: "t_acme".into(),
             tier: "starter".into(),

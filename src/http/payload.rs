@@ -3,7 +3,8 @@
 //! offending field (`assets[1].weight: expected a number, found "heavy"`), found by walking the
 //! registered OpenAPI schema; malformed JSON is a 400.
 
-use crate::error::ApiError;
+use super::types::check_format;
+use crate::error::AppError;
 use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::impl_apirequest_for_payload;
 use poem_openapi::payload::{Json, ParsePayload, Payload};
@@ -38,11 +39,11 @@ impl<T: ParseFromJSON> ParsePayload for ApiJson<T> {
         let data = Vec::<u8>::from_request(request, body).await?;
         if data.is_empty() {
             return Err(
-                ApiError::bad_request("the request body is empty; send a JSON object").into(),
+                AppError::bad_request("the request body is empty; send a JSON object").into(),
             );
         }
         let value: Value = serde_json::from_slice(&data).map_err(|e| {
-            ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
+            AppError::bad_request(format!("the request body is not valid JSON: {e}"))
         })?;
         match T::parse_from_json(Some(value.clone())) {
             Ok(v) => Ok(Self(v)),
@@ -52,8 +53,8 @@ impl<T: ParseFromJSON> ParsePayload for ApiJson<T> {
                 T::register(&mut registry);
                 let located = locate(&registry, &T::schema_ref(), &value, "");
                 Err(match located {
-                    Some((field, why)) => ApiError::validation(field, why),
-                    None => ApiError::validation("body", message),
+                    Some((field, why)) => AppError::validation(field, why),
+                    None => AppError::validation("body", message),
                 }
                 .into())
             }
@@ -198,6 +199,16 @@ fn locate(
             let Value::String(s) = value else {
                 return mismatch("a string");
             };
+            if let Some(why) = schema.format.and_then(|f| check_format(f, s)) {
+                // Constructors say "slug must …" or just "must …": name the field once.
+                let name = path.rsplit(['.', '[']).next().unwrap_or(path);
+                let detail = if !name.is_empty() && why.starts_with(name) {
+                    why
+                } else {
+                    format!("{}: {why}", at(path))
+                };
+                return Some((at(path), detail));
+            }
             if !schema.enum_items.is_empty()
                 && !schema.enum_items.iter().any(|e| e.as_str() == Some(s))
             {

@@ -1,0 +1,276 @@
+//! Accounts: signing up an organisation, signing in, who is calling, and the tenant's users.
+
+use super::directory::{NamedTenant, TenantDirectory};
+use super::keys::CreatedKey;
+use super::passwords::{hash_password, verify_password};
+use super::tenants::{NewTenant, TenantService};
+use super::tokens::JwtKeys;
+use crate::clock::SharedClock;
+use crate::db::audit::{self, AuditEvent};
+use crate::db::users::{self, UserRecord};
+use crate::db::{Db, TenantContext};
+use crate::domain::{DisplayName, Email, Password, Principal, Role, Tenant, TenantSlug, UserId};
+use crate::error::AppError;
+use crate::quota::Quotas;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// A signed access token.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    /// The JWT.
+    pub token: String,
+    /// Its expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Sign up an organisation (validated).
+#[derive(Debug, Clone)]
+pub struct Signup {
+    /// Organisation name.
+    pub organisation_name: DisplayName,
+    /// Slug.
+    pub slug: TenantSlug,
+    /// Owner's full name.
+    pub full_name: DisplayName,
+    /// Owner's email.
+    pub email: Email,
+    /// Owner's password.
+    pub password: Password,
+}
+
+/// A signed-up organisation.
+#[derive(Debug, Clone)]
+pub struct SignedUp {
+    /// The tenant (on a trial).
+    pub tenant: Arc<Tenant>,
+    /// The owner.
+    pub owner: UserRecord,
+    /// An access token for the owner.
+    pub token: AccessToken,
+    /// The initial API keys, with their secrets.
+    pub keys: Vec<CreatedKey>,
+}
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The user.
+    pub user: UserRecord,
+    /// Their access token.
+    pub token: AccessToken,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub struct Me {
+    /// The tenant.
+    pub tenant: Arc<Tenant>,
+    /// The signed-in user (bearer callers).
+    pub user: Option<UserRecord>,
+    /// The API key (key callers).
+    pub api_key: Option<crate::domain::ApiKeyId>,
+}
+
+/// A user to add (validated).
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Email.
+    pub email: Email,
+    /// Full name.
+    pub full_name: DisplayName,
+    /// Initial password.
+    pub password: Password,
+    /// Role (`admin` or `member`).
+    pub role: Role,
+}
+
+/// Account operations.
+pub struct AccountService {
+    db: Db,
+    directory: Arc<TenantDirectory>,
+    tenants: Arc<TenantService>,
+    quotas: Arc<Quotas>,
+    jwt: Arc<JwtKeys>,
+    clock: SharedClock,
+}
+
+impl AccountService {
+    /// The service.
+    pub fn new(
+        db: Db,
+        directory: Arc<TenantDirectory>,
+        tenants: Arc<TenantService>,
+        quotas: Arc<Quotas>,
+        jwt: Arc<JwtKeys>,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            db,
+            directory,
+            tenants,
+            quotas,
+            jwt,
+            clock,
+        }
+    }
+
+    fn issue(&self, user: UserId, tenant: &Tenant, role: Role) -> Result<AccessToken, AppError> {
+        let (token, expires_at) = self.jwt.issue(user, tenant.id, role, self.clock.now())?;
+        Ok(AccessToken { token, expires_at })
+    }
+
+    /// Signs up an organisation: provisions its tenant on a trial with the owner and two API
+    /// keys, and signs the owner in. Throttled per client address and per slug.
+    ///
+    /// # Errors
+    /// 409 when the slug is taken; 429 when throttled.
+    pub async fn signup(&self, s: Signup, client: &str) -> Result<SignedUp, AppError> {
+        self.quotas
+            .login_throttle()
+            .check(client, &format!("signup:{}", s.slug))?;
+        if self.directory.by_slug(&s.slug).await?.is_some() {
+            return Err(AppError::conflict(format!(
+                "the slug {:?} is already taken",
+                s.slug.as_str()
+            )));
+        }
+        let hash = hash_password(s.password).await?;
+        let p = self
+            .tenants
+            .provision(NewTenant {
+                slug: s.slug,
+                display_name: s.organisation_name,
+                owner_name: s.full_name,
+                owner_email: s.email,
+                owner_password_hash: hash,
+            })
+            .await?;
+        let token = self.issue(p.owner.id, &p.tenant, Role::Owner)?;
+        Ok(SignedUp {
+            tenant: p.tenant,
+            owner: p.owner,
+            token,
+            keys: p.keys,
+        })
+    }
+
+    /// Signs a user in to the named tenant. Throttled per client address and per account, with
+    /// an exponential lockout after repeated failures.
+    ///
+    /// # Errors
+    /// 401 for a wrong email or password (the same answer for both); 403 for a suspended
+    /// tenant; 404 for an unknown tenant; 429 when throttled or locked out.
+    pub async fn login(
+        &self,
+        named: &NamedTenant,
+        email: &Email,
+        password: String,
+        client: &str,
+    ) -> Result<SignedIn, AppError> {
+        let tenant = self.directory.resolve(named).await?;
+        let account = format!("{}:{}", tenant.slug, email);
+        let throttle = self.quotas.login_throttle();
+        throttle.check(client, &account)?;
+        let found = users::for_login(&self.db, &tenant, email).await?;
+        let (user, hash) = match found {
+            Some((u, h)) => (Some(u), Some(h)),
+            None => (None, None),
+        };
+        if !verify_password(password, hash).await? {
+            throttle.record_failure(&account);
+            return Err(AppError::unauthorized("email or password is incorrect"));
+        }
+        throttle.record_success(&account);
+        let user = user.ok_or_else(|| AppError::internal("verified user without row"))?;
+        if tenant.status == crate::domain::TenantStatus::Suspended {
+            return Err(AppError::forbidden(format!(
+                "tenant {:?} is suspended",
+                tenant.slug.as_str()
+            )));
+        }
+        let token = self.issue(user.id, &tenant, user.role)?;
+        Ok(SignedIn { user, token })
+    }
+
+    /// The tenant and the user or key behind the request.
+    ///
+    /// # Errors
+    /// 401 when the token's user no longer exists.
+    pub async fn me(&self, ctx: &TenantContext) -> Result<Me, AppError> {
+        let user = match ctx.principal() {
+            Principal::User { id, .. } => {
+                let mut tx = ctx.begin(&self.db).await?;
+                let user = users::get(&mut tx, id).await?;
+                tx.commit().await?;
+                Some(user.ok_or_else(|| {
+                    AppError::unauthorized("the user of this token no longer exists")
+                })?)
+            }
+            Principal::ApiKey(_) => None,
+        };
+        Ok(Me {
+            tenant: ctx.tenant().clone(),
+            user,
+            api_key: ctx.api_key(),
+        })
+    }
+
+    /// Adds an `admin` or `member` (owner or admin only).
+    ///
+    /// # Errors
+    /// 403 for other callers; 409 when the email is taken; 422 for the owner role.
+    pub async fn create_user(
+        &self,
+        ctx: &TenantContext,
+        new: NewUser,
+    ) -> Result<UserRecord, AppError> {
+        let actor = ctx.require_manager()?;
+        if new.role == Role::Owner {
+            return Err(AppError::validation(
+                "role",
+                "a tenant has exactly one owner; choose admin or member",
+            ));
+        }
+        let hash = hash_password(new.password).await?;
+        let now = self.clock.now();
+        let user = UserRecord {
+            id: UserId::new(),
+            email: new.email.to_string(),
+            full_name: new.full_name.to_string(),
+            role: new.role,
+            created_at: now,
+        };
+        let mut tx = ctx.begin(&self.db).await?;
+        if !users::insert(&mut tx, &user, &hash).await? {
+            return Err(AppError::conflict(format!(
+                "a user with email {} already exists in this tenant",
+                new.email
+            )));
+        }
+        audit::append(
+            &mut tx,
+            AuditEvent {
+                at: now,
+                actor: Some(actor),
+                action: "user.created",
+                target: &user.id.to_string(),
+                details: serde_json::json!({"role": user.role.as_str()}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Every user of the tenant, oldest first.
+    ///
+    /// # Errors
+    /// When PostgreSQL fails.
+    pub async fn list_users(&self, ctx: &TenantContext) -> Result<Vec<UserRecord>, AppError> {
+        let mut tx = ctx.begin(&self.db).await?;
+        let list = users::list(&mut tx).await?;
+        tx.commit().await?;
+        Ok(list)
+    }
+}

@@ -1,0 +1,188 @@
+//! Authentication: turns credentials into a [`TenantContext`].
+//!
+//! Tenant rule: a tenant named by the subdomain or `X-Tenant-ID` is accepted only when the
+//! credentials belong to it. A key or token of tenant A on B's subdomain answers 401; a key
+//! alone names its tenant through the platform's key directory.
+
+use super::directory::{NamedTenant, TenantDirectory};
+use super::tokens::JwtKeys;
+use crate::clock::SharedClock;
+use crate::db::api_keys::{self, KeyState};
+use crate::db::{Db, TenantContext};
+use crate::domain::{ApiKeySecret, Principal, Tenant, TenantId, TenantStatus, UserId};
+use crate::error::AppError;
+use chrono::Duration;
+use std::sync::Arc;
+
+/// How stale `api_keys.last_used_at` may get before a request rewrites it.
+pub const LAST_USED_RESOLUTION: Duration = Duration::seconds(60);
+
+/// Checks credentials against tenants.
+pub struct AuthService {
+    db: Db,
+    directory: Arc<TenantDirectory>,
+    jwt: Arc<JwtKeys>,
+    clock: SharedClock,
+    admin_token: Option<String>,
+}
+
+impl AuthService {
+    /// The service; `admin_token` enables the platform admin API.
+    pub fn new(
+        db: Db,
+        directory: Arc<TenantDirectory>,
+        jwt: Arc<JwtKeys>,
+        clock: SharedClock,
+        admin_token: Option<String>,
+    ) -> Self {
+        Self {
+            db,
+            directory,
+            jwt,
+            clock,
+            admin_token,
+        }
+    }
+
+    async fn named(&self, named: Option<&NamedTenant>) -> Result<Option<Arc<Tenant>>, AppError> {
+        match named {
+            Some(n) => self.directory.resolve(n).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Authenticates an `X-API-Key` (format and checksum are checked before any query).
+    ///
+    /// # Errors
+    /// 401 for a malformed, unknown, revoked, expired or foreign key; 403 for a suspended
+    /// tenant; 404 for an unknown named tenant.
+    pub async fn api_key(
+        &self,
+        named: Option<&NamedTenant>,
+        raw: &str,
+    ) -> Result<TenantContext, AppError> {
+        let named_tenant = self.named(named).await?;
+        let key = ApiKeySecret::parse(raw.trim())
+            .map_err(|why| AppError::unauthorized(format!("malformed API key: {why}")))?;
+        let hash = key.hash();
+        let (key_id, tenant_id) = api_keys::directory_lookup(&self.db, &hash)
+            .await?
+            .ok_or_else(|| AppError::unauthorized("unknown API key"))?;
+        let tenant = match (named, named_tenant) {
+            (Some(n), Some(t)) if t.id != tenant_id => {
+                return Err(AppError::unauthorized(format!(
+                    "this API key does not belong to tenant {:?} named by the {}",
+                    t.slug.as_str(),
+                    n.source
+                )));
+            }
+            (_, Some(t)) => t,
+            (_, None) => self
+                .directory
+                .by_id(tenant_id)
+                .await?
+                .ok_or_else(|| AppError::unauthorized("unknown API key"))?,
+        };
+        let now = self.clock.now();
+        match api_keys::check_and_touch(&self.db, &tenant, key_id, &hash, now, LAST_USED_RESOLUTION)
+            .await?
+        {
+            KeyState::Active => {}
+            KeyState::Unknown => return Err(AppError::unauthorized("unknown API key")),
+            KeyState::Revoked => return Err(AppError::unauthorized("API key has been revoked")),
+            KeyState::Expired(at) => {
+                return Err(AppError::unauthorized(format!(
+                    "API key expired at {}",
+                    at.to_rfc3339()
+                )));
+            }
+        }
+        check_status(&tenant)?;
+        Ok(TenantContext::authenticated(
+            tenant,
+            Principal::ApiKey(key_id),
+        ))
+    }
+
+    /// Authenticates a bearer access token.
+    ///
+    /// # Errors
+    /// 401 for an invalid, expired or foreign token; 403 for a suspended tenant; 404 for an
+    /// unknown named tenant.
+    pub async fn bearer(
+        &self,
+        named: Option<&NamedTenant>,
+        token: &str,
+    ) -> Result<TenantContext, AppError> {
+        let named_tenant = self.named(named).await?;
+        let claims = self.jwt.verify(token, self.clock.now())?;
+        let tid = TenantId::parse(&claims.tid)
+            .map_err(|_| AppError::unauthorized("bearer token has a malformed tid claim"))?;
+        let user = UserId::parse(&claims.sub)
+            .map_err(|_| AppError::unauthorized("bearer token has a malformed sub claim"))?;
+        let tenant =
+            match (named, named_tenant) {
+                (Some(n), Some(t)) if t.id != tid => {
+                    return Err(AppError::unauthorized(format!(
+                        "this bearer token was not issued for tenant {:?} named by the {}",
+                        t.slug.as_str(),
+                        n.source
+                    )));
+                }
+                (_, Some(t)) => t,
+                (_, None) => self.directory.by_id(tid).await?.ok_or_else(|| {
+                    AppError::unauthorized("bearer token names an unknown tenant")
+                })?,
+            };
+        check_status(&tenant)?;
+        Ok(TenantContext::authenticated(
+            tenant,
+            Principal::User {
+                id: user,
+                role: claims.role,
+            },
+        ))
+    }
+
+    /// Checks the platform admin token.
+    ///
+    /// # Errors
+    /// 403 when the admin API is disabled (no `ADMIN_TOKEN`), 401 for a wrong token.
+    pub fn admin(&self, token: Option<&str>) -> Result<(), AppError> {
+        let Some(expected) = &self.admin_token else {
+            return Err(AppError::forbidden(
+                "the admin API is disabled: set ADMIN_TOKEN to enable it",
+            ));
+        };
+        let Some(token) = token else {
+            return Err(AppError::unauthorized(
+                "missing credentials: send Authorization: Bearer <ADMIN_TOKEN>",
+            ));
+        };
+        if !constant_time_eq(token.as_bytes(), expected.as_bytes()) {
+            return Err(AppError::unauthorized("invalid admin token"));
+        }
+        Ok(())
+    }
+}
+
+/// A suspended tenant's credentials are refused.
+pub(super) fn check_status(tenant: &Tenant) -> Result<(), AppError> {
+    match tenant.status {
+        TenantStatus::Active => Ok(()),
+        TenantStatus::Suspended => Err(AppError::forbidden(format!(
+            "tenant {:?} is suspended; contact the platform administrators",
+            tenant.slug.as_str()
+        ))),
+    }
+}
+
+/// Compares two byte strings in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    let (x, y) = (Sha256::digest(a), Sha256::digest(b));
+    x.iter()
+        .zip(y.iter())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
+        == 0
+}

@@ -1,0 +1,103 @@
+//! The application layer: one service per capability, each taking a [`TenantContext`] (or the
+//! platform's view) and returning domain types. Services know nothing of HTTP: the JSON API,
+//! and later the web pages, the job worker and the CLI, call the same methods. Below them sit
+//! the quota module and the data layer (`db`), the only place SQL lives.
+//!
+//! [`TenantContext`]: crate::db::TenantContext
+
+pub mod accounts;
+pub mod auth;
+pub mod directory;
+pub mod health;
+pub mod idempotency;
+pub mod keys;
+pub mod passwords;
+pub mod simulation_spec;
+pub mod simulations;
+pub mod tenants;
+pub mod tokens;
+pub mod usage;
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::db::Db;
+use crate::quota::Quotas;
+use std::sync::Arc;
+
+/// Every service, built once at start-up and shared (in an `Arc`) by every request.
+pub struct App {
+    /// Tenants are served at `<slug>.<base_domain>`.
+    pub base_domain: String,
+    /// Credentials → tenant context.
+    pub auth: auth::AuthService,
+    /// Signup, login, users.
+    pub accounts: accounts::AccountService,
+    /// API keys.
+    pub keys: keys::KeyService,
+    /// Simulations.
+    pub simulations: simulations::SimulationService,
+    /// Usage records and reports.
+    pub usage: usage::UsageService,
+    /// Provisioning and platform administration of tenants.
+    pub tenants: Arc<tenants::TenantService>,
+    /// Readiness.
+    pub health: health::HealthService,
+    /// The in-memory tenant and tier directory.
+    pub directory: Arc<directory::TenantDirectory>,
+    /// Quotas and rate limits.
+    pub quotas: Arc<Quotas>,
+    /// The clock.
+    pub clock: SharedClock,
+}
+
+impl App {
+    /// Wires every service over a prepared database, a loaded directory and the quotas.
+    /// `tenants_current`: every tenant schema was migrated at start-up.
+    pub fn new(
+        settings: &Settings,
+        db: Db,
+        directory: Arc<directory::TenantDirectory>,
+        quotas: Arc<Quotas>,
+        clock: SharedClock,
+        tenants_current: bool,
+    ) -> Self {
+        let jwt = Arc::new(tokens::JwtKeys::new(settings.jwt_secret.expose()));
+        let tenants = Arc::new(tenants::TenantService::new(
+            db.clone(),
+            directory.clone(),
+            clock.clone(),
+            settings.fail_points.provisioning_before_commit,
+        ));
+        Self {
+            base_domain: settings.base_domain.clone(),
+            auth: auth::AuthService::new(
+                db.clone(),
+                directory.clone(),
+                jwt.clone(),
+                clock.clone(),
+                settings.admin_token.as_ref().map(|t| t.expose().clone()),
+            ),
+            accounts: accounts::AccountService::new(
+                db.clone(),
+                directory.clone(),
+                tenants.clone(),
+                quotas.clone(),
+                jwt,
+                clock.clone(),
+            ),
+            keys: keys::KeyService::new(db.clone(), clock.clone()),
+            simulations: simulations::SimulationService::new(
+                db.clone(),
+                quotas.clone(),
+                directory.tiers().clone(),
+                clock.clone(),
+            ),
+            usage: usage::UsageService::new(db.clone(), quotas.clone(), clock.clone()),
+            health: health::HealthService::new(db, quotas.clone(), tenants_current),
+            tenants,
+            directory,
+            quotas,
+            clock,
+        }
+    }
+}

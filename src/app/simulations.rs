@@ -1,0 +1,202 @@
+//! Simulations: run one (engine on rayon via the blocking pool, off the async runtime), read
+//! one, list them.
+//!
+//! Order of checks for a run: trial end (402) → request validation (422 naming the field) →
+//! tier size caps (403 naming the tier that allows it) → idempotency key (replay, 409, 422) →
+//! monthly quota (429) → tenant concurrency slot (waits briefly, then 429) → run → store.
+//! Nothing is stored unless the run completed.
+
+use super::idempotency::{self, Claim, IdempotencyKey};
+use super::simulation_spec::{check_size, output_of, to_spec};
+use crate::clock::SharedClock;
+use crate::db::idempotency as idempotency_rows;
+use crate::db::simulations as simulation_rows;
+use crate::db::{Db, TenantContext};
+use crate::domain::simulation::{Simulation, SimulationInput, SimulationSummary};
+use crate::domain::{SimulationId, TierCatalog};
+use crate::error::AppError;
+use crate::quota::{QuotaGrant, Quotas};
+use std::sync::Arc;
+
+/// The result of a run request.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The stored simulation.
+    pub simulation: Simulation,
+    /// Replayed from an earlier request with the same idempotency key (nothing ran or counted).
+    pub replayed: bool,
+    /// The monthly quota's state after this run (absent on replays).
+    pub grant: Option<QuotaGrant>,
+}
+
+/// A page of simulations, newest first.
+#[derive(Debug, Clone)]
+pub struct SimulationPage {
+    /// Items.
+    pub items: Vec<SimulationSummary>,
+    /// The id to pass as `before` for the next page; `None` on the last page.
+    pub next: Option<SimulationId>,
+}
+
+/// Largest page of a listing.
+pub const MAX_PAGE: u32 = 100;
+
+/// Runs, stores and reads simulations.
+pub struct SimulationService {
+    db: Db,
+    quotas: Arc<Quotas>,
+    tiers: Arc<TierCatalog>,
+    clock: SharedClock,
+}
+
+impl SimulationService {
+    /// The service.
+    pub fn new(db: Db, quotas: Arc<Quotas>, tiers: Arc<TierCatalog>, clock: SharedClock) -> Self {
+        Self {
+            db,
+            quotas,
+            tiers,
+            clock,
+        }
+    }
+
+    /// Runs `input` (its seed chosen at random when `None`) and stores it. With an idempotency
+    /// key, a retry with the same key and body replays the first response.
+    ///
+    /// # Errors
+    /// 402 after the trial; 422 naming the field; 403 over the tier's size caps; 409/422 for
+    /// idempotency conflicts; 429 over the monthly quota or the concurrency cap.
+    pub async fn run(
+        &self,
+        ctx: &TenantContext,
+        mut input: SimulationInput,
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> Result<RunOutcome, AppError> {
+        let tenant = ctx.tenant();
+        if tenant.trial_ended(self.clock.now()) {
+            return Err(AppError::payment_required(format!(
+                "the trial of tenant {:?} ended at {}; choose a paid tier to keep running simulations",
+                tenant.slug.as_str(),
+                tenant
+                    .trial_ends_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default()
+            )));
+        }
+        let hash = request_hash(&input)?;
+        let seed = input.seed.unwrap_or_else(|| rand::random::<u64>() >> 11);
+        input.seed = Some(seed);
+        let spec = to_spec(&input, seed)?;
+        let sim = engine::Simulation::with_limits(spec, &engine::Limits::default())
+            .map_err(|e| AppError::validation(e.field().to_string(), e.to_string()))?;
+        check_size(&self.tiers, &tenant.tier, &sim, input.paths)?;
+
+        if let Some(key) = &idempotency_key
+            && let Claim::Replay(simulation) =
+                idempotency::claim(&self.db, &self.clock, ctx, key, &hash).await?
+        {
+            return Ok(RunOutcome {
+                simulation,
+                replayed: true,
+                grant: None,
+            });
+        }
+        let outcome = self
+            .run_and_store(ctx, input, sim, idempotency_key.as_ref())
+            .await;
+        if let (Err(_), Some(key)) = (&outcome, &idempotency_key) {
+            idempotency::release(&self.db, ctx, key).await;
+        }
+        outcome
+    }
+
+    /// Quota, concurrency slot, engine run on rayon, and storage — with the idempotency
+    /// response saved in the same transaction as the simulation row.
+    async fn run_and_store(
+        &self,
+        ctx: &TenantContext,
+        request: SimulationInput,
+        sim: engine::Simulation,
+        idempotency_key: Option<&IdempotencyKey>,
+    ) -> Result<RunOutcome, AppError> {
+        let tenant = ctx.tenant();
+        let grant = self
+            .quotas
+            .consume_simulation(tenant.id, &tenant.tier, tenant.overage_enabled)
+            .await?;
+        let slot = self
+            .quotas
+            .acquire_simulation_slot(tenant.id, &tenant.tier)
+            .await?;
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || {
+            let r = sim.run();
+            drop(slot);
+            r
+        })
+        .await?;
+        let simulation = Simulation {
+            id: SimulationId::new(),
+            created_at: self.clock.now(),
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            result: output_of(&result),
+            request,
+        };
+        let mut tx = ctx.begin(&self.db).await?;
+        simulation_rows::insert(&mut tx, &simulation, ctx.api_key(), ctx.user().map(|u| u.0))
+            .await?;
+        if let Some(key) = idempotency_key {
+            let response = serde_json::to_value(&simulation).map_err(AppError::internal)?;
+            idempotency_rows::complete(&mut tx, key.as_str(), simulation.id, response).await?;
+        }
+        tx.commit().await?;
+        Ok(RunOutcome {
+            simulation,
+            replayed: false,
+            grant: Some(grant),
+        })
+    }
+
+    /// A stored simulation of this tenant.
+    ///
+    /// # Errors
+    /// 404 when the tenant has none with this id.
+    pub async fn get(&self, ctx: &TenantContext, id: SimulationId) -> Result<Simulation, AppError> {
+        let mut tx = ctx.begin(&self.db).await?;
+        let sim = simulation_rows::get(&mut tx, id).await?;
+        tx.commit().await?;
+        sim.ok_or_else(|| AppError::not_found(format!("no simulation {id} in this tenant")))
+    }
+
+    /// This tenant's simulations older than `before`, newest first, `limit` (1–100) per page.
+    ///
+    /// # Errors
+    /// 422 for a limit outside 1–100.
+    pub async fn list(
+        &self,
+        ctx: &TenantContext,
+        before: Option<SimulationId>,
+        limit: u32,
+    ) -> Result<SimulationPage, AppError> {
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(AppError::validation(
+                "limit",
+                format!("limit must be 1 to {MAX_PAGE}, got {limit}"),
+            ));
+        }
+        let mut tx = ctx.begin(&self.db).await?;
+        let mut items = simulation_rows::page(&mut tx, before, limit + 1).await?;
+        tx.commit().await?;
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        let next = more.then(|| items.last().map(|i| i.id)).flatten();
+        Ok(SimulationPage { items, next })
+    }
+}
+
+/// SHA-256 of the request as sent (before a seed is chosen).
+fn request_hash(input: &SimulationInput) -> Result<Vec<u8>, AppError> {
+    use sha2::{Digest, Sha256};
+    let bytes = serde_json::to_vec(input).map_err(AppError::internal)?;
+    Ok(Sha256::digest(bytes).to_vec())
+}

@@ -1,0 +1,151 @@
+//! Access tokens: HS256 JWTs with the algorithm pinned, checked against the injected clock.
+
+use crate::domain::{Role, TenantId, UserId};
+use crate::error::AppError;
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
+
+/// Access-token lifetime.
+pub const ACCESS_TOKEN_TTL: Duration = Duration::minutes(15);
+
+/// Access-token claims.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Claims {
+    /// User id (`usr_…`).
+    pub sub: String,
+    /// Tenant id (`ten_…`).
+    pub tid: String,
+    /// Role inside the tenant.
+    pub role: Role,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Expires at, Unix seconds.
+    pub exp: i64,
+    /// Token id.
+    pub jti: String,
+}
+
+/// HS256 signing and verification keys; the algorithm is pinned.
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl JwtKeys {
+    /// Keys from the configured secret.
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        // `exp` is checked against the service clock in `verify`, so tests can move time.
+        validation.validate_exp = false;
+        validation.leeway = 0;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// Issues an access token valid for [`ACCESS_TOKEN_TTL`] from `now`.
+    ///
+    /// # Errors
+    /// 500 when signing fails.
+    pub fn issue(
+        &self,
+        user: UserId,
+        tenant: TenantId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<(String, DateTime<Utc>), AppError> {
+        let exp = now + ACCESS_TOKEN_TTL;
+        let claims = Claims {
+            sub: user.to_string(),
+            tid: tenant.to_string(),
+            role,
+            iat: now.timestamp(),
+            exp: exp.timestamp(),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        let token = encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )
+        .map_err(|e| AppError::internal(format!("jwt encode: {e}")))?;
+        Ok((token, exp))
+    }
+
+    /// Verifies signature (HS256 only; `alg: none` and every other algorithm are refused) and
+    /// expiry against `now`.
+    ///
+    /// # Errors
+    /// 401 with the reason.
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, AppError> {
+        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            let why = match e.kind() {
+                ErrorKind::InvalidSignature => "signature does not verify",
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    "only HS256 tokens are accepted"
+                }
+                ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
+                ErrorKind::InvalidToken
+                | ErrorKind::Base64(_)
+                | ErrorKind::Json(_)
+                | ErrorKind::Utf8(_) => "malformed token",
+                _ => "token refused",
+            };
+            AppError::unauthorized(format!("invalid bearer token: {why}"))
+        })?;
+        if data.claims.exp <= now.timestamp() {
+            return Err(AppError::unauthorized(
+                "bearer token has expired; sign in again",
+            ));
+        }
+        if data.claims.exp - data.claims.iat > ACCESS_TOKEN_TTL.num_seconds() {
+            return Err(AppError::unauthorized(
+                "bearer token lifetime exceeds 15 minutes",
+            ));
+        }
+        Ok(data.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_expire() {
+        let keys = JwtKeys::new(&[7u8; 32]);
+        let now = Utc::now();
+        let (token, exp) = keys
+            .issue(UserId::new(), TenantId::new(), Role::Owner, now)
+            .unwrap();
+        assert_eq!((exp - now).num_minutes(), 15);
+        assert!(keys.verify(&token, now).is_ok());
+        assert!(keys.verify(&token, now + Duration::minutes(16)).is_err());
+        let other = JwtKeys::new(&[8u8; 32]);
+        assert!(other.verify(&token, now).is_err());
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        use base64::Engine;
+        let keys = JwtKeys::new(&[7u8; 32]);
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let now = Utc::now().timestamp();
+        let header = b64.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let body = b64.encode(format!(
+            r#"{{"sub":"usr_{}","tid":"ten_{}","role":"owner","iat":{now},"exp":{},"jti":"x"}}"#,
+            uuid::Uuid::nil(),
+            uuid::Uuid::nil(),
+            now + 60
+        ));
+        assert!(
+            keys.verify(&format!("{header}.{body}."), Utc::now())
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! The only door to a tenant schema: a [`TenantContext`] (made by authentication) hands out a
+//! [`TenantTx`], a transaction whose `search_path` is the tenant's schema, set
+//! transaction-locally with a bind parameter. Repository functions take `&mut TenantTx`, so no
+//! tenant query can run without a context, and nothing here sets a session-level path that a
+//! pooled connection could carry into another tenant's request.
+
+use super::pool::Db;
+use crate::domain::{ApiKeyId, Principal, Role, SchemaName, Tenant, UserId};
+use crate::error::AppError;
+use sqlx::{PgConnection, Postgres, Transaction};
+use std::sync::Arc;
+
+/// The tenant and principal of an authenticated request, job or page.
+#[derive(Debug, Clone)]
+pub struct TenantContext {
+    tenant: Arc<Tenant>,
+    principal: Principal,
+}
+
+impl TenantContext {
+    /// A context for credentials that were checked against `tenant`. Only the authentication
+    /// service calls this, after the check.
+    pub(crate) fn authenticated(tenant: Arc<Tenant>, principal: Principal) -> Self {
+        Self { tenant, principal }
+    }
+
+    /// The tenant.
+    pub fn tenant(&self) -> &Arc<Tenant> {
+        &self.tenant
+    }
+
+    /// The caller.
+    pub fn principal(&self) -> Principal {
+        self.principal
+    }
+
+    /// The user behind the request, if signed in.
+    pub fn user(&self) -> Option<(UserId, Role)> {
+        match self.principal {
+            Principal::User { id, role } => Some((id, role)),
+            Principal::ApiKey(_) => None,
+        }
+    }
+
+    /// The API key behind the request, if any.
+    pub fn api_key(&self) -> Option<ApiKeyId> {
+        match self.principal {
+            Principal::ApiKey(k) => Some(k),
+            Principal::User { .. } => None,
+        }
+    }
+
+    /// Requires a signed-in owner or admin.
+    ///
+    /// # Errors
+    /// 403 otherwise, saying why.
+    pub fn require_manager(&self) -> Result<UserId, AppError> {
+        match self.principal {
+            Principal::User { id, role } if role.can_manage() => Ok(id),
+            Principal::User { role, .. } => Err(AppError::forbidden(format!(
+                "this action needs the owner or admin role; you are {}",
+                role.as_str()
+            ))),
+            Principal::ApiKey(_) => Err(AppError::forbidden(
+                "this action needs a signed-in owner or admin (bearer token), not an API key",
+            )),
+        }
+    }
+
+    /// Begins a transaction in this tenant's schema.
+    ///
+    /// # Errors
+    /// 503 when no connection can be had; 500 when PostgreSQL fails.
+    pub async fn begin(&self, db: &Db) -> Result<TenantTx, AppError> {
+        begin_in(db, &self.tenant.schema).await
+    }
+}
+
+/// A transaction whose `search_path` is one tenant's schema (then `platform`). Dropping it
+/// without [`TenantTx::commit`] rolls back.
+pub struct TenantTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl TenantTx {
+    /// The connection, for repository queries.
+    pub(super) fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Commits.
+    ///
+    /// # Errors
+    /// When PostgreSQL fails.
+    pub async fn commit(self) -> Result<(), AppError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Begins a transaction in `tenant`'s schema before any context exists: only for the
+/// credential checks of the data layer.
+pub(super) async fn begin_for(db: &Db, tenant: &Tenant) -> Result<TenantTx, AppError> {
+    begin_in(db, &tenant.schema).await
+}
+
+async fn begin_in(db: &Db, schema: &SchemaName) -> Result<TenantTx, AppError> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("SELECT set_config('search_path', $1, true)")
+        .bind(schema.search_path())
+        .execute(&mut *tx)
+        .await?;
+    Ok(TenantTx { tx })
+}

@@ -1,0 +1,29 @@
+//! The data layer: the only place SQL lives. Pools and migrations, the tenant context and its
+//! transaction type (the only door to a tenant schema), and one repository module per table
+//! family. Functions take `&Db` (platform tables, or a credential check before a context
+//! exists) or `&mut TenantTx` (a tenant's tables).
+//!
+//! Rule: a tenant's search_path is only ever set with `set_config('search_path', $1, true)` —
+//! transaction-local, bound as a parameter — inside the transaction that uses it.
+
+pub mod api_keys;
+pub mod audit;
+mod context;
+pub mod idempotency;
+pub mod listen;
+mod migrate;
+mod pool;
+pub mod provisioning;
+pub mod quota_counters;
+pub mod simulations;
+pub mod tenants;
+pub mod tiers;
+pub mod usage;
+pub mod users;
+
+pub use context::{TenantContext, TenantTx};
+pub use migrate::{
+    TenantMigrationSummary, latest_platform_version, migrate_all_tenants, migrate_platform,
+    platform_is_current,
+};
+pub use pool::{Db, DbError, ensure_database};

@@ -1,0 +1,359 @@
+//! Signup, login, `me`, and tenant users.
+
+use super::keys::NewApiKey;
+use super::payload::ApiJson;
+use super::security::{Caller, UserAuth, app, named_tenant};
+use super::tags::ApiTags;
+use crate::app::App;
+use crate::app::accounts::{NewUser, Signup};
+use crate::db::users::UserRecord;
+use crate::domain::{
+    ApiKeyId, DisplayName, Email, Password, Role, Tenant, TenantId, TenantSlug, TenantStatus,
+    UserId,
+};
+use crate::error::AppError;
+use crate::problem_responses;
+use chrono::{DateTime, Utc};
+use poem::Request;
+use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use std::sync::Arc;
+
+/// Account operations.
+pub struct AccountsApi {
+    /// The application.
+    pub app: Arc<App>,
+}
+
+/// Sign up an organisation.
+#[derive(Object, Debug)]
+#[oai(deny_unknown_fields, example)]
+pub struct SignupRequest {
+    /// Organisation name (1–200 characters).
+    pub organisation_name: DisplayName,
+    /// Subdomain slug: `^[a-z][a-z0-9-]{2,39}$`, not reserved (www, api, admin, app, docs,
+    /// static, public, platform, pg_*, information_schema).
+    pub slug: TenantSlug,
+    /// Owner's full name (1–200 characters).
+    pub full_name: DisplayName,
+    /// Owner's email.
+    pub email: Email,
+    /// Owner's password, 8–128 characters.
+    pub password: Password,
+}
+
+impl Example for SignupRequest {
+    fn example() -> Self {
+        Self {
+            organisation_name: DisplayName::parse("Acme Capital").expect("valid example"),
+            slug: TenantSlug::parse("acme").expect("valid example"),
+            full_name: DisplayName::parse("Ada Lovelace").expect("valid example"),
+            email: Email::parse("ada@acme.example").expect("valid example"),
+            password: Password::parse("correct horse battery").expect("valid example"),
+        }
+    }
+}
+
+/// A tenant as its members see it.
+#[derive(Object, Debug)]
+#[oai(example)]
+pub struct TenantView {
+    /// Id (`ten_…`).
+    pub id: TenantId,
+    /// Slug / subdomain.
+    pub slug: TenantSlug,
+    /// Organisation name.
+    pub name: String,
+    /// Tier name.
+    pub tier: String,
+    /// Status.
+    pub status: TenantStatus,
+    /// End of the trial (trial tier only).
+    pub trial_ends_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Tenant> for TenantView {
+    fn from(t: &Tenant) -> Self {
+        Self {
+            id: t.id,
+            slug: t.slug.clone(),
+            name: t.display_name.clone(),
+            tier: t.tier.name.clone(),
+            status: t.status,
+            trial_ends_at: t.trial_ends_at,
+        }
+    }
+}
+
+/// A user.
+#[derive(Object, Debug)]
+#[oai(example)]
+pub struct UserView {
+    /// Id (`usr_…`).
+    pub id: UserId,
+    /// Normalised email.
+    pub email: String,
+    /// Full name.
+    pub full_name: String,
+    /// Role.
+    pub role: Role,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&UserRecord> for UserView {
+    fn from(u: &UserRecord) -> Self {
+        Self {
+            id: u.id,
+            email: u.email.clone(),
+            full_name: u.full_name.clone(),
+            role: u.role,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// Signup result. The API key secrets are shown only here.
+#[derive(Object, Debug)]
+#[oai(example)]
+pub struct SignupResponse {
+    /// The new tenant (30-day trial).
+    pub tenant: TenantView,
+    /// The owner.
+    pub user: UserView,
+    /// Access token (HS256 JWT, 15 minutes).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Access-token expiry.
+    pub expires_at: DateTime<Utc>,
+    /// Two API keys, with their secrets (store them now: they are never shown again).
+    pub api_keys: Vec<NewApiKey>,
+}
+
+/// Sign in.
+#[derive(Object, Debug)]
+#[oai(deny_unknown_fields, example)]
+pub struct LoginRequest {
+    /// Email.
+    pub email: Email,
+    /// Password.
+    #[oai(validator(max_length = 128))]
+    pub password: String,
+}
+
+impl Example for LoginRequest {
+    fn example() -> Self {
+        Self {
+            email: Email::parse("ada@acme.example").expect("valid example"),
+            password: "correct horse battery".into(),
+        }
+    }
+}
+
+/// An access token.
+#[derive(Object, Debug)]
+#[oai(example)]
+pub struct TokenResponse {
+    /// HS256 JWT with claims sub, tid, role, iat, exp, jti.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Expiry (15 minutes after issue).
+    pub expires_at: DateTime<Utc>,
+    /// The signed-in user.
+    pub user: UserView,
+}
+
+/// Who is calling.
+#[derive(Object, Debug)]
+#[oai(example)]
+pub struct MeResponse {
+    /// The tenant.
+    pub tenant: TenantView,
+    /// The signed-in user (bearer token callers).
+    pub user: Option<UserView>,
+    /// The API key id (`key_…`, API-key callers).
+    pub api_key_id: Option<ApiKeyId>,
+}
+
+/// Add a user to the tenant.
+#[derive(Object, Debug)]
+#[oai(deny_unknown_fields, example)]
+pub struct CreateUserRequest {
+    /// Email (unique within the tenant).
+    pub email: Email,
+    /// Full name (1–200 characters).
+    pub full_name: DisplayName,
+    /// Initial password, 8–128 characters.
+    pub password: Password,
+    /// `admin` or `member` (there is one owner).
+    pub role: Role,
+}
+
+impl Example for CreateUserRequest {
+    fn example() -> Self {
+        Self {
+            email: Email::parse("grace@acme.example").expect("valid example"),
+            full_name: DisplayName::parse("Grace Hopper").expect("valid example"),
+            password: Password::parse("another long secret").expect("valid example"),
+            role: Role::Member,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+enum SignupCreated {
+    /// Tenant provisioned on a 30-day trial.
+    #[oai(status = 201)]
+    Created(Json<SignupResponse>),
+}
+
+problem_responses!(SignupError { BadRequest = 400, Conflict = 409, Invalid = 422, TooMany = 429, Unavailable = 503 });
+problem_responses!(LoginError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, Invalid = 422, TooMany = 429, Unavailable = 503 });
+problem_responses!(MeError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, TooMany = 429, Unavailable = 503 });
+problem_responses!(UsersError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, Conflict = 409, Invalid = 422, TooMany = 429, Unavailable = 503 });
+
+#[derive(ApiResponse)]
+enum UserCreated {
+    /// User added.
+    #[oai(status = 201)]
+    Created(Json<UserView>),
+}
+
+/// The peer address. Behind a load balancer this is the balancer; trusting a forwarded
+/// header needs a configured list of trusted proxies (not implemented).
+fn client_ip(req: &Request) -> String {
+    req.remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[OpenApi(tag = "ApiTags::Accounts")]
+impl AccountsApi {
+    /// Sign up an organisation
+    ///
+    /// Provisions a tenant (its own PostgreSQL schema, migrated), its owner and two API keys,
+    /// atomically, on a 30-day trial. Returns an access token and the API key secrets (shown
+    /// only here). Throttled per client IP.
+    #[oai(path = "/api/v1/signup", method = "post", operation_id = "signup")]
+    async fn signup(
+        &self,
+        req: &Request,
+        body: ApiJson<SignupRequest>,
+    ) -> Result<SignupCreated, SignupError> {
+        let b = body.0;
+        let done = self
+            .app
+            .accounts
+            .signup(
+                Signup {
+                    organisation_name: b.organisation_name,
+                    slug: b.slug,
+                    full_name: b.full_name,
+                    email: b.email,
+                    password: b.password,
+                },
+                &client_ip(req),
+            )
+            .await?;
+        Ok(SignupCreated::Created(Json(SignupResponse {
+            tenant: done.tenant.as_ref().into(),
+            user: (&done.owner).into(),
+            access_token: done.token.token,
+            token_type: "Bearer".into(),
+            expires_at: done.token.expires_at,
+            api_keys: done.keys.iter().map(NewApiKey::from).collect(),
+        })))
+    }
+
+    /// Sign in
+    ///
+    /// Exchanges email and password for a 15-minute access token. The tenant comes from the
+    /// subdomain or `X-Tenant-ID`. Throttled per IP and per account (5 per minute) with an
+    /// exponential lockout after repeated failures.
+    #[oai(path = "/api/v1/auth/login", method = "post", operation_id = "login")]
+    async fn login(
+        &self,
+        req: &Request,
+        body: ApiJson<LoginRequest>,
+    ) -> Result<Json<TokenResponse>, LoginError> {
+        let named = named_tenant(req, &app(req)?.base_domain)?.ok_or_else(|| {
+            AppError::bad_request(
+                "name the tenant: use its subdomain (<slug>.<base domain>) or the X-Tenant-ID header",
+            )
+        })?;
+        let b = body.0;
+        let signed_in = self
+            .app
+            .accounts
+            .login(&named, &b.email, b.password, &client_ip(req))
+            .await?;
+        Ok(Json(TokenResponse {
+            access_token: signed_in.token.token,
+            token_type: "Bearer".into(),
+            expires_at: signed_in.token.expires_at,
+            user: (&signed_in.user).into(),
+        }))
+    }
+
+    /// Who am I
+    ///
+    /// The tenant and the signed-in user (bearer token) or API key behind the request.
+    #[oai(path = "/api/v1/auth/me", method = "get", operation_id = "me")]
+    async fn me(&self, caller: Caller) -> Result<Json<MeResponse>, MeError> {
+        let me = self.app.accounts.me(&caller.0).await?;
+        Ok(Json(MeResponse {
+            tenant: me.tenant.as_ref().into(),
+            user: me.user.as_ref().map(Into::into),
+            api_key_id: me.api_key,
+        }))
+    }
+
+    /// Add a user
+    ///
+    /// Owner or admin only. Adds an `admin` or `member` to the tenant.
+    #[oai(
+        path = "/api/v1/users",
+        method = "post",
+        operation_id = "createUser",
+        tag = "ApiTags::Users"
+    )]
+    async fn create_user(
+        &self,
+        auth: UserAuth,
+        body: ApiJson<CreateUserRequest>,
+    ) -> Result<UserCreated, UsersError> {
+        let b = body.0;
+        let user = self
+            .app
+            .accounts
+            .create_user(
+                &auth.0,
+                NewUser {
+                    email: b.email,
+                    full_name: b.full_name,
+                    password: b.password,
+                    role: b.role,
+                },
+            )
+            .await?;
+        Ok(UserCreated::Created(Json((&user).into())))
+    }
+
+    /// List users
+    ///
+    /// Every user of the tenant, oldest first.
+    #[oai(
+        path = "/api/v1/users",
+        method = "get",
+        operation_id = "listUsers",
+        tag = "ApiTags::Users"
+    )]
+    async fn list_users(&self, auth: UserAuth) -> Result<Json<Vec<UserView>>, UsersError> {
+        let users = self.app.accounts.list_users(&auth.0).await?;
+        Ok(Json(users.iter().map(Into::into).collect()))
+    }
+}

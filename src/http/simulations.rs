@@ -1,0 +1,161 @@
+//! Simulation operations: run one, read one, list them.
+
+use super::payload::ApiJson;
+use super::scope;
+use super::security::Caller;
+use super::simulation_views::{SimulationPage, SimulationRequest, SimulationView};
+use super::tags::ApiTags;
+use crate::app::App;
+use crate::app::idempotency::IdempotencyKey;
+use crate::domain::SimulationId;
+use crate::domain::simulation::SimulationInput;
+use crate::problem_responses;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+use std::sync::Arc;
+
+/// Simulation operations.
+pub struct SimulationsApi {
+    /// The application.
+    pub app: Arc<App>,
+}
+
+// poem-openapi's `header(...)` list repeats `ty = …` per header, which clippy misreads.
+#[allow(clippy::duplicated_attributes)]
+#[derive(ApiResponse)]
+#[oai(
+    header(
+        name = "RateLimit-Policy",
+        ty = "String",
+        description = "IETF draft-ietf-httpapi-ratelimit-headers: the burst and monthly policies, e.g. `\"burst\";q=10;w=2, \"monthly\";q=1000;w=2592000`"
+    ),
+    header(
+        name = "RateLimit",
+        ty = "String",
+        description = "Remaining requests `r` and seconds to reset `t` per policy"
+    ),
+    header(
+        name = "X-RateLimit-Limit",
+        ty = "u64",
+        description = "Legacy: limit of the most constrained policy"
+    ),
+    header(
+        name = "X-RateLimit-Remaining",
+        ty = "u64",
+        description = "Legacy: requests left under that policy"
+    ),
+    header(
+        name = "X-RateLimit-Reset",
+        ty = "u64",
+        description = "Legacy: seconds until that policy resets"
+    )
+)]
+pub enum SimulationCreated {
+    /// Simulation ran and was stored.
+    #[oai(status = 201)]
+    Created(Json<SimulationView>),
+}
+
+problem_responses!(CreateSimulationError {
+    BadRequest = 400, Unauthorized = 401, PaymentRequired = 402, Forbidden = 403, NotFound = 404,
+    Conflict = 409, Invalid = 422, TooMany = 429, Unavailable = 503
+});
+problem_responses!(ReadSimulationError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, Invalid = 422, TooMany = 429, Unavailable = 503 });
+
+fn default_limit() -> u32 {
+    20
+}
+
+#[OpenApi(tag = "ApiTags::Simulations")]
+impl SimulationsApi {
+    /// Run a simulation
+    ///
+    /// Runs a correlated multi-asset Monte Carlo simulation in-process and stores the result.
+    /// Counts against the tenant's monthly simulation quota; the tier caps paths and
+    /// paths × steps × assets. Responses carry `RateLimit-Policy`, `RateLimit` and
+    /// `X-RateLimit-*` headers.
+    #[oai(
+        path = "/api/v1/simulations",
+        method = "post",
+        operation_id = "createSimulation"
+    )]
+    async fn create(
+        &self,
+        caller: Caller,
+        body: ApiJson<SimulationRequest>,
+        /// Optional idempotency key (e.g. a UUID): a retried request with the same key and body
+        /// runs once and replays the first response for 24 hours; the same key with another body
+        /// answers 422, and while the first request is still running, 409.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+    ) -> Result<SimulationCreated, CreateSimulationError> {
+        let input = SimulationInput::try_from(body.0)?;
+        let key = idempotency_key
+            .0
+            .as_deref()
+            .map(IdempotencyKey::parse)
+            .transpose()?;
+        let out = self.app.simulations.run(&caller.0, input, key).await?;
+        if out.replayed {
+            scope::add_headers(vec![("Idempotent-Replayed".into(), "true".into())]);
+        }
+        if let Some(grant) = &out.grant {
+            if let Some(burst) = scope::burst() {
+                scope::add_headers(grant.headers_with(&burst));
+            }
+            let result = &out.simulation.result;
+            scope::set_units(
+                i64::try_from(result.paths.saturating_mul(result.steps)).unwrap_or(i64::MAX),
+            );
+        }
+        Ok(SimulationCreated::Created(Json((&out.simulation).into())))
+    }
+
+    /// Get a simulation
+    ///
+    /// A stored simulation of this tenant. Another tenant's id answers 404.
+    #[oai(
+        path = "/api/v1/simulations/:id",
+        method = "get",
+        operation_id = "getSimulation"
+    )]
+    async fn get(
+        &self,
+        caller: Caller,
+        /// Simulation id (`sim_…`).
+        id: Path<SimulationId>,
+    ) -> Result<Json<SimulationView>, ReadSimulationError> {
+        let sim = self.app.simulations.get(&caller.0, id.0).await?;
+        Ok(Json((&sim).into()))
+    }
+
+    /// List simulations
+    ///
+    /// This tenant's simulations, newest first, `limit` per page (1–100, default 20); pass
+    /// `next_cursor` back as `cursor` for the next page.
+    #[oai(
+        path = "/api/v1/simulations",
+        method = "get",
+        operation_id = "listSimulations"
+    )]
+    async fn list(
+        &self,
+        caller: Caller,
+        /// Page size, 1–100.
+        #[oai(default = "default_limit")]
+        limit: Query<u32>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<SimulationId>>,
+    ) -> Result<Json<SimulationPage>, ReadSimulationError> {
+        let page = self
+            .app
+            .simulations
+            .list(&caller.0, cursor.0, limit.0)
+            .await?;
+        Ok(Json(SimulationPage {
+            items: page.items.iter().map(Into::into).collect(),
+            next_cursor: page.next,
+        }))
+    }
+}

@@ -1,0 +1,22 @@
+//! Tags grouping the operations in the docs.
+
+use poem_openapi::Tags;
+
+/// Tags grouping the operations in the docs.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Sign up an organisation, sign in, and see who you are.
+    Accounts,
+    /// Users of a tenant (owner/admin manage them).
+    Users,
+    /// API keys of a tenant (owner/admin manage them).
+    Keys,
+    /// Run and read correlated Monte Carlo portfolio simulations.
+    Simulations,
+    /// Usage records and the current quota period.
+    Usage,
+    /// Platform administration: tenants and tiers.
+    Admin,
+    /// Liveness and readiness.
+    Health,
+}
