@@ -465,3 +465,36 @@ async fn redis_outage_degrades_without_5xx_and_recovers() {
     let usage = app.get("/api/v1/usage", &key).await;
     assert_eq!(usage.ok(200)["period"]["used"], 6);
 }
+
+#[tokio::test]
+async fn a_tier_edited_in_postgres_applies_on_every_instance_without_a_restart() {
+    let url = fresh_database_url();
+    let opts = Options {
+        database_url: Some(url),
+        ..Default::default()
+    };
+    let a = spawn_with(opts.clone()).await;
+    let b = spawn_with(opts).await;
+    let t = a.signup("alpha").await;
+    let key = [("x-api-key", t.keys[0].as_str())];
+    for app in [&a, &b] {
+        assert_eq!(app.get("/api/v1/usage", &key).await.ok(200)["period"]["quota"], 100);
+    }
+    // An operator edits the tier with SQL: no admin call, no restart.
+    let pool = a.pg().await;
+    sqlx::query("UPDATE platform.tiers SET monthly_simulations = 7 WHERE name = 'trial'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    for (name, app) in [("A", &a), ("B", &b)] {
+        let mut seen = false;
+        for _ in 0..100 {
+            if app.get("/api/v1/usage", &key).await.ok(200)["period"]["quota"] == 7 {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(seen, "instance {name} never saw the tier edit");
+    }
+}
