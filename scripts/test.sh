@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # The test command: services up, old per-test databases dropped, then every test of the
-# workspace (unit, integration over HTTP, engine, doctests).
+# workspace (unit, integration over HTTP, engine, doctests), then the OpenAPI contract suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
 # Each integration test creates its own database `test_<uuid>`; drop those of earlier runs.
 psql -h 127.0.0.1 -U postgres -d postgres -Atc \
-  "select 'DROP DATABASE IF EXISTS \"' || datname || '\" WITH (FORCE);' from pg_database where datname like 'test\_%' or datname like 'quota\_test\_%'" \
+  "select 'DROP DATABASE IF EXISTS \"' || datname || '\" WITH (FORCE);' from pg_database where datname like 'test\_%' or datname like 'quota\_test\_%' or datname like 'contract\_%'" \
   | psql -q -h 127.0.0.1 -U postgres -d postgres >/dev/null 2>&1 || true
 cargo test --workspace --locked "$@"
+# The contract suite: generated Python and TypeScript clients and Schemathesis against the
+# real service (see tests/contract/run.sh). Skip with SKIP_CONTRACT=1 while iterating.
+if [ "${SKIP_CONTRACT:-0}" != 1 ]; then
+  bash scripts/contract-tools.sh
+  bash tests/contract/run.sh
+fi

@@ -15,6 +15,9 @@
 //! | `TENANT_MIGRATION_CONCURRENCY` | `4` | tenant schemas migrated in parallel at start-up |
 //! | `SIMULATION_QUEUE_WAIT_MS` | `2000` | how long a simulation waits for a tenant concurrency slot before 429 |
 //! | `LOGIN_ATTEMPTS_PER_MINUTE` | `5` | sign-in/sign-up attempts per minute per client IP and per account |
+//! | `MAX_IN_FLIGHT_REQUESTS` | `1024` | requests served at once; beyond, 503 with `Retry-After` (health checks exempt) |
+//! | `REQUEST_TIMEOUT_SECS` | `300` | a request still running after this answers 503 (health checks exempt) |
+//! | `TRUSTED_PROXIES` | unset | comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` / `Forwarded` names the client |
 
 use std::fmt;
 
@@ -90,6 +93,12 @@ pub struct Settings {
     pub login_attempts_per_minute: u32,
     /// Fault injection for tests.
     pub fail_points: FailPoints,
+    /// Requests served at once before load shedding.
+    pub max_in_flight_requests: usize,
+    /// Longest a request may run before 503.
+    pub request_timeout_secs: u64,
+    /// Reverse proxies whose forwarding headers are trusted to name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// A configuration value that cannot be used.
@@ -192,6 +201,24 @@ impl Settings {
             login_attempts_per_minute: number("LOGIN_ATTEMPTS_PER_MINUTE", 5)?.clamp(1, 1_000_000)
                 as u32,
             fail_points: FailPoints::default(),
+            max_in_flight_requests: number("MAX_IN_FLIGHT_REQUESTS", 1024)?.clamp(1, 1_000_000)
+                as usize,
+            request_timeout_secs: number("REQUEST_TIMEOUT_SECS", 300)?.clamp(1, 86_400),
+            trusted_proxies: get("TRUSTED_PROXIES")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<ipnet::IpNet>()
+                        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            ConfigError(format!(
+                                "TRUSTED_PROXIES: {s:?} is not an IP address or CIDR (e.g. 10.0.0.0/8)"
+                            ))
+                        })
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -226,5 +253,13 @@ mod tests {
         assert!(settings(&[("PRODUCTION", "true"), ("JWT_SECRET", &"k".repeat(32))]).is_ok());
         assert!(settings(&[("ADMIN_TOKEN", "short")]).is_err());
         assert!(settings(&[("LOG_FORMAT", "xml")]).is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses() {
+        let s = settings(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")]).unwrap();
+        assert_eq!(s.trusted_proxies.len(), 2);
+        assert!(s.trusted_proxies[1].contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()));
+        assert!(settings(&[("TRUSTED_PROXIES", "proxy.local")]).is_err());
     }
 }

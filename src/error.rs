@@ -36,6 +36,11 @@ pub struct ClientProblem {
 }
 
 impl AppError {
+    /// A client problem with any 4xx `status` and problem-type slug `kind`.
+    pub fn client_status(status: u16, kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::client(status, kind, detail)
+    }
+
     fn client(status: u16, kind: &'static str, detail: impl Into<String>) -> Self {
         Self::Client(Box::new(ClientProblem {
             status,

@@ -9,6 +9,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::db::{self, Db};
 use crate::domain::TierCatalog;
+use crate::http::edge::EdgeConfig;
 use crate::quota::{LoginPolicy, QuotaConfig, QuotaOptions, Quotas};
 use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     app: Arc<App>,
+    edge: EdgeConfig,
     acceptor: poem::listener::BoxAcceptor,
 }
 
@@ -70,9 +72,7 @@ pub async fn openapi_json() -> String {
         clock,
         true,
     ));
-    let mut json = crate::http::service(app, "/").spec();
-    json.push('\n');
-    json
+    crate::http::openapi_document(&crate::http::service(app))
 }
 
 impl Application {
@@ -157,9 +157,15 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .unwrap_or(0);
+        let edge = EdgeConfig {
+            max_in_flight: settings.max_in_flight_requests,
+            request_timeout: Duration::from_secs(settings.request_timeout_secs),
+            trusted_proxies: settings.trusted_proxies.clone(),
+        };
         Ok(Self {
             port,
             app,
+            edge,
             acceptor: acceptor.boxed(),
         })
     }
@@ -179,7 +185,7 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let routes = crate::http::routes(self.app.clone());
+        let routes = crate::http::routes(self.app.clone(), self.edge.clone());
         poem::Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown_signal(), Some(Duration::from_secs(10)))
             .await

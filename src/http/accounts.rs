@@ -1,7 +1,8 @@
 //! Signup, login, `me`, and tenant users.
 
+use super::edge::Edge;
 use super::keys::NewApiKey;
-use super::payload::ApiJson;
+use super::payload::{ApiJson, BodyLimit, Json};
 use super::security::{Caller, UserAuth, app, named_tenant};
 use super::tags::ApiTags;
 use crate::app::App;
@@ -12,10 +13,9 @@ use crate::domain::{
     UserId,
 };
 use crate::error::AppError;
-use crate::problem_responses;
+use crate::{ok_response, problem_responses};
 use chrono::{DateTime, Utc};
 use poem::Request;
-use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use std::sync::Arc;
@@ -57,7 +57,7 @@ impl Example for SignupRequest {
 
 /// A tenant as its members see it.
 #[derive(Object, Debug)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct TenantView {
     /// Id (`ten_…`).
     pub id: TenantId,
@@ -168,7 +168,7 @@ pub struct TokenResponse {
 
 /// Who is calling.
 #[derive(Object, Debug)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct MeResponse {
     /// The tenant.
     pub tenant: TenantView,
@@ -189,7 +189,26 @@ pub struct CreateUserRequest {
     /// Initial password, 8–128 characters.
     pub password: Password,
     /// `admin` or `member` (there is one owner).
-    pub role: Role,
+    pub role: MemberRole,
+}
+
+/// The roles a user can be given (a tenant has exactly one owner).
+#[derive(poem_openapi::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum MemberRole {
+    /// Manages users and API keys.
+    Admin,
+    /// Runs simulations and reads results.
+    Member,
+}
+
+impl From<MemberRole> for Role {
+    fn from(r: MemberRole) -> Self {
+        match r {
+            MemberRole::Admin => Role::Admin,
+            MemberRole::Member => Role::Member,
+        }
+    }
 }
 
 impl Example for CreateUserRequest {
@@ -198,7 +217,7 @@ impl Example for CreateUserRequest {
             email: Email::parse("grace@acme.example").expect("valid example"),
             full_name: DisplayName::parse("Grace Hopper").expect("valid example"),
             password: Password::parse("another long secret").expect("valid example"),
-            role: Role::Member,
+            role: MemberRole::Member,
         }
     }
 }
@@ -215,6 +234,37 @@ problem_responses!(LoginError { BadRequest = 400, Unauthorized = 401, Forbidden 
 problem_responses!(MeError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, TooMany = 429, Unavailable = 503 });
 problem_responses!(UsersError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, Conflict = 409, Invalid = 422, TooMany = 429, Unavailable = 503 });
 
+/// Largest body of the account operations.
+pub const ACCOUNT_BODY_LIMIT: usize = 8 * 1024;
+
+impl BodyLimit for SignupRequest {
+    const MAX_BODY_BYTES: usize = ACCOUNT_BODY_LIMIT;
+}
+
+impl BodyLimit for LoginRequest {
+    const MAX_BODY_BYTES: usize = ACCOUNT_BODY_LIMIT;
+}
+
+impl BodyLimit for CreateUserRequest {
+    const MAX_BODY_BYTES: usize = ACCOUNT_BODY_LIMIT;
+}
+
+ok_response!(
+    TokenOk,
+    TokenResponse,
+    "Signed in: a 15-minute access token."
+);
+ok_response!(
+    MeOk,
+    MeResponse,
+    "The tenant and the user or API key behind the request."
+);
+ok_response!(
+    UsersOk,
+    Vec<UserView>,
+    "Every user of the tenant, oldest first."
+);
+
 #[derive(ApiResponse)]
 enum UserCreated {
     /// User added.
@@ -222,13 +272,10 @@ enum UserCreated {
     Created(Json<UserView>),
 }
 
-/// The peer address. Behind a load balancer this is the balancer; trusting a forwarded
-/// header needs a configured list of trusted proxies (not implemented).
+/// The client's address: the peer, or the forwarded client behind a trusted proxy.
 fn client_ip(req: &Request) -> String {
-    req.remote_addr()
-        .as_socket_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    req.data::<Arc<Edge>>()
+        .map_or_else(|| "unknown".into(), |edge| edge.client_addr(req))
 }
 
 #[OpenApi(tag = "ApiTags::Accounts")]
@@ -279,7 +326,7 @@ impl AccountsApi {
         &self,
         req: &Request,
         body: ApiJson<LoginRequest>,
-    ) -> Result<Json<TokenResponse>, LoginError> {
+    ) -> Result<TokenOk, LoginError> {
         let named = named_tenant(req, &app(req)?.base_domain)?.ok_or_else(|| {
             AppError::bad_request(
                 "name the tenant: use its subdomain (<slug>.<base domain>) or the X-Tenant-ID header",
@@ -291,25 +338,25 @@ impl AccountsApi {
             .accounts
             .login(&named, &b.email, b.password, &client_ip(req))
             .await?;
-        Ok(Json(TokenResponse {
+        Ok(TokenOk::Ok(Json(TokenResponse {
             access_token: signed_in.token.token,
             token_type: "Bearer".into(),
             expires_at: signed_in.token.expires_at,
             user: (&signed_in.user).into(),
-        }))
+        })))
     }
 
     /// Who am I
     ///
     /// The tenant and the signed-in user (bearer token) or API key behind the request.
     #[oai(path = "/api/v1/auth/me", method = "get", operation_id = "me")]
-    async fn me(&self, caller: Caller) -> Result<Json<MeResponse>, MeError> {
+    async fn me(&self, caller: Caller) -> Result<MeOk, MeError> {
         let me = self.app.accounts.me(&caller.0).await?;
-        Ok(Json(MeResponse {
+        Ok(MeOk::Ok(Json(MeResponse {
             tenant: me.tenant.as_ref().into(),
             user: me.user.as_ref().map(Into::into),
             api_key_id: me.api_key,
-        }))
+        })))
     }
 
     /// Add a user
@@ -336,7 +383,7 @@ impl AccountsApi {
                     email: b.email,
                     full_name: b.full_name,
                     password: b.password,
-                    role: b.role,
+                    role: b.role.into(),
                 },
             )
             .await?;
@@ -352,8 +399,8 @@ impl AccountsApi {
         operation_id = "listUsers",
         tag = "ApiTags::Users"
     )]
-    async fn list_users(&self, auth: UserAuth) -> Result<Json<Vec<UserView>>, UsersError> {
+    async fn list_users(&self, auth: UserAuth) -> Result<UsersOk, UsersError> {
         let users = self.app.accounts.list_users(&auth.0).await?;
-        Ok(Json(users.iter().map(Into::into).collect()))
+        Ok(UsersOk::Ok(Json(users.iter().map(Into::into).collect())))
     }
 }

@@ -1,16 +1,15 @@
 //! Platform administration: list tenants and tiers, change a tenant's status, tier, trial end
 //! or overage flag. Changes take effect on the next request on every instance.
 
-use super::payload::ApiJson;
+use super::payload::{ApiJson, BodyLimit, Json};
 use super::security::AdminAuth;
 use super::tags::ApiTags;
 use crate::app::App;
 use crate::db::tenants::TenantChange;
 use crate::domain::{Tenant, TenantId, TenantSlug, TenantStatus, Tier};
-use crate::problem_responses;
+use crate::{ok_response, problem_responses};
 use chrono::{DateTime, Utc};
 use poem_openapi::param::Path;
-use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 use std::sync::Arc;
@@ -23,7 +22,7 @@ pub struct AdminApi {
 
 /// A tenant as the platform sees it.
 #[derive(Object, Debug)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct AdminTenantView {
     /// Id (`ten_…`).
     pub id: TenantId,
@@ -63,7 +62,7 @@ impl From<&Tenant> for AdminTenantView {
 
 /// A tier's limits.
 #[derive(Object, Debug)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct TierView {
     /// Name.
     pub name: String,
@@ -109,7 +108,7 @@ impl From<&Tier> for TierView {
 
 /// Changes to a tenant; absent fields are left alone.
 #[derive(Object, Debug)]
-#[oai(deny_unknown_fields, example)]
+#[oai(deny_unknown_fields, example, skip_serializing_if_is_none)]
 pub struct TenantPatch {
     /// `active` or `suspended`.
     pub status: Option<TenantStatus>,
@@ -133,6 +132,22 @@ impl Example for TenantPatch {
     }
 }
 
+impl BodyLimit for TenantPatch {
+    const MAX_BODY_BYTES: usize = 4 * 1024;
+}
+
+ok_response!(
+    TiersOk,
+    Vec<TierView>,
+    "Every tier with its limits, cheapest first."
+);
+ok_response!(
+    TenantsOk,
+    Vec<AdminTenantView>,
+    "Every tenant, oldest first."
+);
+ok_response!(TenantOk, AdminTenantView, "The tenant after the change.");
+
 problem_responses!(AdminError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, Invalid = 422, Unavailable = 503 });
 
 #[OpenApi(tag = "ApiTags::Admin")]
@@ -145,15 +160,15 @@ impl AdminApi {
         method = "get",
         operation_id = "adminListTiers"
     )]
-    async fn tiers(&self, _admin: AdminAuth) -> Result<Json<Vec<TierView>>, AdminError> {
-        Ok(Json(
+    async fn tiers(&self, _admin: AdminAuth) -> Result<TiersOk, AdminError> {
+        Ok(TiersOk::Ok(Json(
             self.app
                 .tenants
                 .tiers()
                 .iter()
                 .map(|t| t.as_ref().into())
                 .collect(),
-        ))
+        )))
     }
 
     /// List tenants
@@ -164,9 +179,11 @@ impl AdminApi {
         method = "get",
         operation_id = "adminListTenants"
     )]
-    async fn tenants(&self, _admin: AdminAuth) -> Result<Json<Vec<AdminTenantView>>, AdminError> {
+    async fn tenants(&self, _admin: AdminAuth) -> Result<TenantsOk, AdminError> {
         let tenants = self.app.tenants.list().await?;
-        Ok(Json(tenants.iter().map(|t| t.as_ref().into()).collect()))
+        Ok(TenantsOk::Ok(Json(
+            tenants.iter().map(|t| t.as_ref().into()).collect(),
+        )))
     }
 
     /// Change a tenant
@@ -183,7 +200,7 @@ impl AdminApi {
         /// Tenant slug.
         slug: Path<TenantSlug>,
         body: ApiJson<TenantPatch>,
-    ) -> Result<Json<AdminTenantView>, AdminError> {
+    ) -> Result<TenantOk, AdminError> {
         let p = body.0;
         let change = TenantChange {
             status: p.status,
@@ -192,6 +209,6 @@ impl AdminApi {
             overage_enabled: p.overage_enabled,
         };
         let tenant = self.app.tenants.update(&slug.0, change).await?;
-        Ok(Json(tenant.as_ref().into()))
+        Ok(TenantOk::Ok(Json(tenant.as_ref().into())))
     }
 }

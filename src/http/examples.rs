@@ -139,16 +139,17 @@ impl Example for SimulationView {
     fn example() -> Self {
         let request = SimulationRequest::example();
         let seed = request.seed.unwrap_or(42);
-        let result = SimulationInput::try_from(request.clone())
+        let mut input = SimulationInput::from(request);
+        input.seed = Some(seed);
+        let result = to_spec(&input, seed)
             .ok()
-            .and_then(|input| to_spec(&input, seed).ok())
             .and_then(|spec| engine::Simulation::new(spec).ok())
             .map(|sim| SimulationResultView::from(&output_of(&sim.run())));
         Self {
             id: sim_id(),
             created_at: at(2, 9),
             duration_ms: 12.5,
-            request,
+            request: (&input).into(),
             result: result.expect("the request example is a valid simulation"),
         }
     }

@@ -1,10 +1,11 @@
 //! `GET /health` (liveness) and `GET /health/ready` (PostgreSQL reachable, migrations current,
 //! quota store state).
 
+use super::payload::Json;
 use super::tags::ApiTags;
 use crate::app::App;
+use crate::ok_response;
 use crate::quota::QuotaHealth;
-use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use std::sync::Arc;
 
@@ -38,6 +39,8 @@ pub struct Readiness {
     pub quota_store: String,
 }
 
+ok_response!(LivenessOk, Liveness, "The process is up.");
+
 #[derive(ApiResponse)]
 enum ReadyResponse {
     /// Ready (possibly degraded: see `quota_store`).
@@ -54,11 +57,11 @@ impl HealthApi {
     ///
     /// Answers while the process is up; touches no dependency.
     #[oai(path = "/health", method = "get", operation_id = "health")]
-    async fn health(&self) -> Json<Liveness> {
-        Json(Liveness {
+    async fn health(&self) -> LivenessOk {
+        LivenessOk::Ok(Json(Liveness {
             status: "ok".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-        })
+        }))
     }
 
     /// Readiness

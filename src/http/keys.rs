@@ -1,16 +1,15 @@
 //! API keys: list, create (secret shown once), revoke (effective at once).
 
-use super::payload::ApiJson;
+use super::payload::{ApiJson, BodyLimit, Json};
 use super::security::UserAuth;
 use super::tags::ApiTags;
 use crate::app::App;
 use crate::app::keys::CreatedKey;
 use crate::db::api_keys::KeyRecord;
 use crate::domain::{ApiKeyId, KeyName};
-use crate::problem_responses;
+use crate::{ok_response, problem_responses};
 use chrono::{DateTime, Utc};
 use poem_openapi::param::Path;
-use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use std::sync::Arc;
@@ -35,7 +34,7 @@ pub enum KeyStatus {
 
 /// An API key (never its secret).
 #[derive(Object, Debug)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct ApiKeyView {
     /// Id (`key_…`).
     pub id: ApiKeyId,
@@ -79,7 +78,7 @@ impl ApiKeyView {
 
 /// A newly created API key with its secret — shown only once.
 #[derive(Object, Debug)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct NewApiKey {
     /// Id (`key_…`).
     pub id: ApiKeyId,
@@ -124,6 +123,17 @@ impl Example for CreateKeyRequest {
     }
 }
 
+impl BodyLimit for CreateKeyRequest {
+    const MAX_BODY_BYTES: usize = 4 * 1024;
+}
+
+ok_response!(
+    KeysOk,
+    Vec<ApiKeyView>,
+    "Every API key of the tenant, oldest first."
+);
+ok_response!(KeyRevoked, ApiKeyView, "The key, now revoked.");
+
 #[derive(ApiResponse)]
 enum KeyCreated {
     /// Key created; the secret is in the body, once.
@@ -139,10 +149,12 @@ impl KeysApi {
     ///
     /// Owner or admin only. Every key of the tenant with its status; secrets are never shown.
     #[oai(path = "/api/v1/keys", method = "get", operation_id = "listKeys")]
-    async fn list(&self, auth: UserAuth) -> Result<Json<Vec<ApiKeyView>>, KeysError> {
+    async fn list(&self, auth: UserAuth) -> Result<KeysOk, KeysError> {
         let keys = self.app.keys.list(&auth.0).await?;
         let now = self.app.clock.now();
-        Ok(Json(keys.iter().map(|k| ApiKeyView::of(k, now)).collect()))
+        Ok(KeysOk::Ok(Json(
+            keys.iter().map(|k| ApiKeyView::of(k, now)).collect(),
+        )))
     }
 
     /// Create an API key
@@ -172,8 +184,11 @@ impl KeysApi {
         auth: UserAuth,
         /// Key id (`key_…`).
         id: Path<ApiKeyId>,
-    ) -> Result<Json<ApiKeyView>, KeysError> {
+    ) -> Result<KeyRevoked, KeysError> {
         let key = self.app.keys.revoke(&auth.0, id.0).await?;
-        Ok(Json(ApiKeyView::of(&key, self.app.clock.now())))
+        Ok(KeyRevoked::Ok(Json(ApiKeyView::of(
+            &key,
+            self.app.clock.now(),
+        ))))
     }
 }

@@ -5,12 +5,15 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod contract;
+pub mod edge;
 mod examples;
 pub mod health;
 pub mod keys;
 pub mod limits;
 pub mod middleware;
 pub mod payload;
+pub mod prescan;
 pub mod problem;
 pub mod scope;
 pub mod security;
@@ -21,8 +24,12 @@ pub mod types;
 pub mod usage;
 
 use crate::app::App;
-use poem::{Endpoint, EndpointExt, Route};
-use poem_openapi::OpenApiService;
+use contract::{AllowTable, Contract, finalize_spec};
+use edge::{Edge, EdgeConfig};
+use poem::endpoint::make_sync;
+use poem::web::Html;
+use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route};
+use poem_openapi::{OpenApiService, ServerObject};
 use std::sync::Arc;
 
 /// All operation groups, for the OpenAPI service.
@@ -36,32 +43,107 @@ pub type Apis = (
 );
 
 /// Builds the OpenAPI service (the spec's single source of truth).
-pub fn service(app: Arc<App>, server_url: &str) -> OpenApiService<Apis, ()> {
+pub fn service(app: Arc<App>) -> OpenApiService<Contract<Apis>, ()> {
     OpenApiService::new(
-        (
+        Contract((
             accounts::AccountsApi { app: app.clone() },
             keys::KeysApi { app: app.clone() },
             simulations::SimulationsApi { app: app.clone() },
             usage::UsageApi { app: app.clone() },
             admin::AdminApi { app: app.clone() },
             health::HealthApi { app },
-        ),
+        )),
         "Monte Carlo Portfolio Simulation API",
         env!("CARGO_PKG_VERSION"),
     )
     .description(include_str!("../../openapi/description.md"))
-    .server(server_url)
+    .server(
+        ServerObject::new("/")
+            .description("This server (the tenant named by X-Tenant-ID, the API key or the token)"),
+    )
+    .server(
+        ServerObject::new("{scheme}://{tenant}.{domain}")
+            .description("A tenant's own subdomain")
+            .enum_variable("scheme", "Scheme", "https", vec!["https", "http"])
+            .variable("tenant", "The tenant's slug", "acme")
+            .variable(
+                "domain",
+                "The service's base domain (BASE_DOMAIN) and port",
+                "localhost:8080",
+            ),
+    )
+}
+
+/// The OpenAPI document as committed and served: poem-openapi's, finalized into a contract.
+pub fn openapi_document(api: &OpenApiService<Contract<Apis>, ()>) -> String {
+    finalize_spec(&api.spec()).0
+}
+
+/// `sha256-…` source of a CSP hash.
+fn csp_hash(script: &str) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script.as_bytes()))
+    )
+}
+
+/// The Swagger UI page showing `spec`, and its Content-Security-Policy: its two inline scripts
+/// allowed by hash, nothing else.
+fn docs_page(api: &OpenApiService<Contract<Apis>, ()>, spec: &str) -> (String, String) {
+    let raw = api.spec();
+    let html = api.swagger_ui_html().replacen(&raw, spec, 1);
+    let mut hashes = Vec::new();
+    let mut rest = html.as_str();
+    while let Some(start) = rest.find("<script") {
+        let after = &rest[start..];
+        let Some(open_end) = after.find('>') else {
+            break;
+        };
+        let body = &after[open_end + 1..];
+        let Some(close) = body.find("</script>") else {
+            break;
+        };
+        hashes.push(csp_hash(&body[..close]));
+        rest = &body[close..];
+    }
+    let csp = format!(
+        "default-src 'none'; script-src {}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+         connect-src 'self'; font-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        hashes.join(" ")
+    );
+    (html, csp)
 }
 
 /// Every route: the API, `/openapi.json`, `/docs`, wrapped in the request middleware.
-pub fn routes(app: Arc<App>) -> impl Endpoint {
-    let api = service(app.clone(), "/");
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+pub fn routes(app: Arc<App>, edge: EdgeConfig) -> impl Endpoint {
+    let api = service(app.clone());
+    let spec = openapi_document(&api);
+    let (docs, csp) = docs_page(&api, &spec);
+    let edge = Arc::new(Edge::new(edge, AllowTable::of::<Contract<Apis>>()));
     Route::new()
         .nest("/", api)
-        .at("/openapi.json", spec)
-        .nest("/docs", docs)
+        .at(
+            "/openapi.json",
+            make_sync(move |_| {
+                Response::builder()
+                    .content_type(payload::JSON)
+                    .header("cache-control", "no-cache")
+                    .body(spec.clone())
+            }),
+        )
+        .at(
+            "/docs",
+            make_sync(move |_| {
+                let mut resp = Html(docs.clone()).into_response();
+                if let Ok(v) = poem::http::HeaderValue::from_str(&csp) {
+                    resp.headers_mut().insert("content-security-policy", v);
+                }
+                resp
+            }),
+        )
         .around(middleware::around)
+        .data(edge)
         .data(app)
 }

@@ -1,6 +1,6 @@
 //! Simulation operations: run one, read one, list them.
 
-use super::payload::ApiJson;
+use super::payload::{ApiJson, BodyLimit, Json};
 use super::scope;
 use super::security::Caller;
 use super::simulation_views::{SimulationPage, SimulationRequest, SimulationView};
@@ -9,9 +9,8 @@ use crate::app::App;
 use crate::app::idempotency::IdempotencyKey;
 use crate::domain::SimulationId;
 use crate::domain::simulation::SimulationInput;
-use crate::problem_responses;
+use crate::{ok_response, problem_responses};
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use std::sync::Arc;
 
@@ -21,41 +20,25 @@ pub struct SimulationsApi {
     pub app: Arc<App>,
 }
 
-// poem-openapi's `header(...)` list repeats `ty = …` per header, which clippy misreads.
-#[allow(clippy::duplicated_attributes)]
 #[derive(ApiResponse)]
-#[oai(
-    header(
-        name = "RateLimit-Policy",
-        ty = "String",
-        description = "IETF draft-ietf-httpapi-ratelimit-headers: the burst and monthly policies, e.g. `\"burst\";q=10;w=2, \"monthly\";q=1000;w=2592000`"
-    ),
-    header(
-        name = "RateLimit",
-        ty = "String",
-        description = "Remaining requests `r` and seconds to reset `t` per policy"
-    ),
-    header(
-        name = "X-RateLimit-Limit",
-        ty = "u64",
-        description = "Legacy: limit of the most constrained policy"
-    ),
-    header(
-        name = "X-RateLimit-Remaining",
-        ty = "u64",
-        description = "Legacy: requests left under that policy"
-    ),
-    header(
-        name = "X-RateLimit-Reset",
-        ty = "u64",
-        description = "Legacy: seconds until that policy resets"
-    )
-)]
 pub enum SimulationCreated {
-    /// Simulation ran and was stored.
+    /// The simulation ran and was stored (or, with a reused `Idempotency-Key`, the first
+    /// response is replayed with `Idempotent-Replayed: true`).
     #[oai(status = 201)]
     Created(Json<SimulationView>),
 }
+
+impl BodyLimit for SimulationRequest {
+    /// 8 MiB: the largest request is 12,000 rows of returns for 50 assets.
+    const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+}
+
+ok_response!(SimulationOk, SimulationView, "The stored simulation.");
+ok_response!(
+    SimulationPageOk,
+    SimulationPage,
+    "A page of simulations, newest first."
+);
 
 problem_responses!(CreateSimulationError {
     BadRequest = 400, Unauthorized = 401, PaymentRequired = 402, Forbidden = 403, NotFound = 404,
@@ -90,7 +73,7 @@ impl SimulationsApi {
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<String>>,
     ) -> Result<SimulationCreated, CreateSimulationError> {
-        let input = SimulationInput::try_from(body.0)?;
+        let input = SimulationInput::from(body.0);
         let key = idempotency_key
             .0
             .as_deref()
@@ -125,9 +108,9 @@ impl SimulationsApi {
         caller: Caller,
         /// Simulation id (`sim_…`).
         id: Path<SimulationId>,
-    ) -> Result<Json<SimulationView>, ReadSimulationError> {
+    ) -> Result<SimulationOk, ReadSimulationError> {
         let sim = self.app.simulations.get(&caller.0, id.0).await?;
-        Ok(Json((&sim).into()))
+        Ok(SimulationOk::Ok(Json((&sim).into())))
     }
 
     /// List simulations
@@ -143,7 +126,10 @@ impl SimulationsApi {
         &self,
         caller: Caller,
         /// Page size, 1–100.
-        #[oai(default = "default_limit")]
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
         limit: Query<u32>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<SimulationId>>,

@@ -83,17 +83,46 @@ macro_rules! api_string {
 
 fn string_schema(
     format: &'static str,
-    pattern: Option<&str>,
+    pattern: Option<String>,
     min_length: usize,
     max_length: usize,
 ) -> MetaSchema {
     MetaSchema {
         format: Some(format),
-        pattern: pattern.map(str::to_string),
+        pattern,
         min_length: Some(min_length),
         max_length: Some(max_length),
         ..MetaSchema::new("string")
     }
+}
+
+/// Characters Rust's `char::is_control` refuses (Unicode category Cc), as a regex class body.
+const CONTROL: &str = "\\u0000-\\u001F\\u007F-\\u009F";
+
+/// A text without control characters that is not blank (the domain trims it).
+fn text_pattern() -> String {
+    format!("^[^{CONTROL}]*[^\\s{CONTROL}][^{CONTROL}]*$")
+}
+
+/// `^[a-z][a-z0-9-]{2,39}$` without the reserved slugs and the `pg-` prefix.
+fn slug_pattern() -> String {
+    let reserved: Vec<&str> = crate::domain::slug::RESERVED_SLUGS
+        .iter()
+        .copied()
+        .filter(|r| !r.contains('_'))
+        .collect();
+    format!(
+        "^(?!({})$)(?!pg-)[a-z][a-z0-9-]{{2,39}}$",
+        reserved.join("|")
+    )
+}
+
+/// `local@domain.tld` as `Email::parse` accepts it: an RFC 5322 dot-atom of at most 64
+/// characters, `@`, DNS labels, an alphabetic top-level label.
+fn email_pattern() -> String {
+    let atext = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]";
+    let label = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    format!("^(?=[^@]{{1,64}}@){atext}+(\\.{atext}+)*@({label}\\.)+[A-Za-z]{{2,63}}$")
 }
 
 const UUID: &str = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
@@ -125,14 +154,14 @@ api_string!(
     "TenantSlug",
     |s: &str| TenantSlug::parse(s.trim()),
     |v: &TenantSlug| v.to_string(),
-    string_schema("tenant-slug", Some("^[a-z][a-z0-9-]{2,39}$"), 3, 40)
+    string_schema("tenant-slug", Some(slug_pattern()), 3, 40)
 );
 api_string!(
     Email,
     "Email",
     Email::parse,
     |v: &Email| v.to_string(),
-    string_schema("email", None, 3, 254)
+    string_schema("email", Some(email_pattern()), 3, 254)
 );
 api_string!(
     Password,
@@ -146,15 +175,82 @@ api_string!(
     "DisplayName",
     DisplayName::parse,
     |v: &DisplayName| v.to_string(),
-    string_schema("display-name", None, 1, DisplayName::MAX_CHARS)
+    string_schema(
+        "display-name",
+        Some(text_pattern()),
+        1,
+        DisplayName::MAX_CHARS
+    )
 );
 api_string!(
     KeyName,
     "KeyName",
     KeyName::parse,
     |v: &KeyName| v.to_string(),
-    string_schema("key-name", None, 1, KeyName::MAX_CHARS)
+    string_schema("key-name", Some(text_pattern()), 1, KeyName::MAX_CHARS)
 );
+
+/// A list of at most `N` elements: `maxItems` in the schema, enforced when parsed (for the
+/// inner rows of a matrix, which a field validator cannot reach).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundedVec<T, const N: usize>(pub Vec<T>);
+
+impl<T: Type, const N: usize> Type for BoundedVec<T, N> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = T::RawValueType;
+
+    fn name() -> Cow<'static, str> {
+        format!("list_max{N}_{}", T::name()).into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            items: Some(Box::new(T::schema_ref())),
+            max_items: Some(N),
+            ..MetaSchema::new("array")
+        }))
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.0.iter().filter_map(|x| x.as_raw_value()))
+    }
+}
+
+impl<T: ParseFromJSON, const N: usize> ParseFromJSON for BoundedVec<T, N> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value.unwrap_or_default() {
+            Value::Array(a) if a.len() <= N => a
+                .into_iter()
+                .map(|v| T::parse_from_json(Some(v)).map_err(ParseError::propagate))
+                .collect::<Result<Vec<_>, _>>()
+                .map(BoundedVec),
+            Value::Array(a) => Err(ParseError::custom(format!(
+                "{} elements, at most {N} allowed",
+                a.len()
+            ))),
+            other => Err(ParseError::expected_type(other)),
+        }
+    }
+}
+
+impl<T: ToJSON, const N: usize> ToJSON for BoundedVec<T, N> {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::Array(
+            self.0.iter().filter_map(ToJSON::to_json).collect(),
+        ))
+    }
+}
 
 /// Why `value` is not a valid value of the string `format`, for the formats of this module;
 /// `None` when it is (or the format is not ours).
@@ -249,6 +345,37 @@ mod tests {
         );
         assert!(check_format("email", "ada@example.com").is_none());
         assert!(check_format("uuid", "anything").is_none());
+    }
+
+    #[test]
+    fn patterns_agree_with_the_constructors() {
+        let pattern = slug_pattern();
+        let slug = regex_lite(&pattern);
+        for s in ["acme", "acme-corp", "www1", "apix"] {
+            assert!(slug(s) && TenantSlug::parse(s).is_ok(), "{s}");
+        }
+        for s in ["www", "api", "admin", "pg-x1", "Acme", "ab"] {
+            assert!(!slug(s) && TenantSlug::parse(s).is_err(), "{s}");
+        }
+    }
+
+    /// A tiny matcher for the anchored patterns above (lookaheads of literal alternatives,
+    /// classes), so the test needs no regex crate: tries the pattern's pieces by hand.
+    fn regex_lite(pattern: &str) -> impl Fn(&str) -> bool + use<> {
+        let reserved: Vec<String> = pattern
+            .split("(?!(")
+            .nth(1)
+            .and_then(|r| r.split(")$)").next())
+            .map(|r| r.split('|').map(str::to_string).collect())
+            .unwrap_or_default();
+        move |s: &str| {
+            !reserved.iter().any(|r| r == s)
+                && !s.starts_with("pg-")
+                && (3..=40).contains(&s.len())
+                && s.starts_with(|c: char| c.is_ascii_lowercase())
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        }
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! `GET /api/v1/usage`: calls per day and per key, and the current quota period.
 
+use super::payload::Json;
 use super::security::Caller;
 use super::tags::ApiTags;
 use crate::app::App;
 use crate::domain::ApiKeyId;
-use crate::problem_responses;
+use crate::{ok_response, problem_responses};
 use chrono::{DateTime, NaiveDate, Utc};
 use poem_openapi::param::Query;
-use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use std::sync::Arc;
 
@@ -34,6 +34,7 @@ pub struct DailyUsage {
 
 /// Calls made with one API key (or by signed-in users, `key_id` absent).
 #[derive(Object, Debug)]
+#[oai(skip_serializing_if_is_none)]
 pub struct KeyUsage {
     /// Key id (`key_…`); absent for calls made with a bearer token.
     pub key_id: Option<ApiKeyId>,
@@ -51,6 +52,7 @@ pub struct KeyUsage {
 
 /// The current monthly quota period.
 #[derive(Object, Debug)]
+#[oai(skip_serializing_if_is_none)]
 pub struct PeriodView {
     /// `YYYY-MM` (UTC calendar month).
     pub period: String,
@@ -84,6 +86,12 @@ pub struct UsageReport {
 
 problem_responses!(UsageError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, Invalid = 422, TooMany = 429, Unavailable = 503 });
 
+ok_response!(
+    UsageOk,
+    UsageReport,
+    "Calls per day and per key, and the current quota period."
+);
+
 fn default_days() -> u32 {
     30
 }
@@ -99,12 +107,15 @@ impl UsageApi {
         &self,
         caller: Caller,
         /// Look-back window in days, 1–366.
-        #[oai(default = "default_days")]
+        #[oai(
+            default = "default_days",
+            validator(minimum(value = "1"), maximum(value = "366"))
+        )]
         days: Query<u32>,
-    ) -> Result<Json<UsageReport>, UsageError> {
+    ) -> Result<UsageOk, UsageError> {
         let ctx = caller.0;
         let r = self.app.usage.report(&ctx, days.0).await?;
-        Ok(Json(UsageReport {
+        Ok(UsageOk::Ok(Json(UsageReport {
             period: PeriodView {
                 period: r.period.period,
                 tier: ctx.tenant().tier.name.clone(),
@@ -138,6 +149,6 @@ impl UsageApi {
                     last_call_at: k.last_call_at,
                 })
                 .collect(),
-        }))
+        })))
     }
 }

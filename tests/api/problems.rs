@@ -69,7 +69,7 @@ async fn framework_errors_are_problems() {
         .raw(Method::POST, "/api/v1/simulations", &key, &huge)
         .await
         .problem(413);
-    assert!(d.contains("16 MiB"), "{d}");
+    assert!(d.contains("8 MiB"), "{d}");
     app.get("/api/v1/nothing-here", &[]).await.problem(404);
     app.request(Method::PUT, "/api/v1/signup", &[], None)
         .await

@@ -478,7 +478,10 @@ async fn a_tier_edited_in_postgres_applies_on_every_instance_without_a_restart()
     let t = a.signup("alpha").await;
     let key = [("x-api-key", t.keys[0].as_str())];
     for app in [&a, &b] {
-        assert_eq!(app.get("/api/v1/usage", &key).await.ok(200)["period"]["quota"], 100);
+        assert_eq!(
+            app.get("/api/v1/usage", &key).await.ok(200)["period"]["quota"],
+            100
+        );
     }
     // An operator edits the tier with SQL: no admin call, no restart.
     let pool = a.pg().await;
