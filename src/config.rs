@@ -58,6 +58,8 @@ pub struct FailPoints {
     /// Make tenant provisioning fail after the schema, migrations, owner and keys were written,
     /// just before commit.
     pub provisioning_before_commit: bool,
+    /// Make storing a simulation fail after it ran (its quota charge must be refunded).
+    pub simulation_store: bool,
 }
 
 /// Service configuration.

@@ -135,7 +135,6 @@ impl Application {
             directory.tiers().clone(),
         )
         .await;
-        TenantDirectory::spawn_change_listener(Arc::downgrade(&directory), url.clone());
         let app = Arc::new(App::new(
             &settings,
             db,
@@ -144,6 +143,12 @@ impl Application {
             clock,
             summary.failed.is_empty(),
         ));
+        crate::app::changes::spawn(
+            url.clone(),
+            Arc::downgrade(&app.directory),
+            Arc::downgrade(&app.key_cache),
+        );
+        spawn_refusal_flusher(Arc::downgrade(&app));
         let addr = settings.bind_address.clone();
         let acceptor = TcpListener::bind(addr.clone())
             .into_acceptor()
@@ -186,10 +191,31 @@ impl Application {
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let routes = crate::http::routes(self.app.clone(), self.edge.clone());
-        poem::Server::new_with_acceptor(self.acceptor)
+        let served = poem::Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown_signal(), Some(Duration::from_secs(10)))
-            .await
+            .await;
+        // The refusals counted since the last flush are written before the process ends.
+        if let Err(err) = self.app.usage.flush_refusals().await {
+            tracing::warn!(error = ?err, "could not write the last refused-call counts");
+        }
+        served
     }
+}
+
+/// Writes the refused calls counted in memory every `REFUSAL_FLUSH_INTERVAL`, until the
+/// application is dropped.
+fn spawn_refusal_flusher(app: std::sync::Weak<App>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::app::usage::REFUSAL_FLUSH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(app) = app.upgrade() else { return };
+            if let Err(err) = app.usage.flush_refusals().await {
+                tracing::warn!(error = ?err, "could not write refused-call counts");
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

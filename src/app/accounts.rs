@@ -9,7 +9,9 @@ use crate::clock::SharedClock;
 use crate::db::audit::{self, AuditEvent};
 use crate::db::users::{self, UserRecord};
 use crate::db::{Db, TenantContext};
-use crate::domain::{DisplayName, Email, Password, Principal, Role, Tenant, TenantSlug, UserId};
+use crate::domain::{
+    DisplayName, Email, Password, Principal, Role, Tenant, TenantSlug, TenantStatus, UserId,
+};
 use crate::error::AppError;
 use crate::quota::Quotas;
 use chrono::{DateTime, Utc};
@@ -126,9 +128,13 @@ impl AccountService {
     /// # Errors
     /// 409 when the slug is taken; 429 when throttled.
     pub async fn signup(&self, s: Signup, client: &str) -> Result<SignedUp, AppError> {
-        self.quotas
+        let delay = self
+            .quotas
             .login_throttle()
             .check(client, &format!("signup:{}", s.slug))?;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         if self.directory.by_slug(&s.slug).await?.is_some() {
             return Err(AppError::conflict(format!(
                 "the slug {:?} is already taken",
@@ -155,12 +161,18 @@ impl AccountService {
         })
     }
 
-    /// Signs a user in to the named tenant. Throttled per client address and per account, with
-    /// an exponential lockout after repeated failures.
+    /// Signs a user in to the named tenant. Throttled per client address and per (account,
+    /// address), locked per (account, address) after repeated failures, and slowed down
+    /// progressively per account (see `quota::LoginThrottle`).
+    ///
+    /// The answer does not reveal which tenants or emails exist: an unknown tenant, an unknown
+    /// email and a wrong password all answer the same 401 after the same work (a password hash
+    /// is verified in every case). A suspended tenant answers 403 before any password is
+    /// checked, so it confirms nothing about the password.
     ///
     /// # Errors
-    /// 401 for a wrong email or password (the same answer for both); 403 for a suspended
-    /// tenant; 404 for an unknown tenant; 429 when throttled or locked out.
+    /// 401 for a wrong tenant, email or password; 403 for a suspended tenant; 429 when
+    /// throttled or locked out.
     pub async fn login(
         &self,
         named: &NamedTenant,
@@ -168,27 +180,36 @@ impl AccountService {
         password: String,
         client: &str,
     ) -> Result<SignedIn, AppError> {
-        let tenant = self.directory.resolve(named).await?;
-        let account = format!("{}:{}", tenant.slug, email);
+        let tenant = self.directory.by_slug(&named.slug).await?;
+        let account = format!("{}:{}", named.slug, email);
         let throttle = self.quotas.login_throttle();
-        throttle.check(client, &account)?;
-        let found = users::for_login(&self.db, &tenant, email).await?;
+        let delay = throttle.check(client, &account)?;
+        if let Some(t) = tenant
+            .as_ref()
+            .filter(|t| t.status == TenantStatus::Suspended)
+        {
+            return Err(AppError::forbidden(format!(
+                "tenant {:?} is suspended; contact the platform administrators",
+                t.slug.as_str()
+            )));
+        }
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let found = match &tenant {
+            Some(t) => users::for_login(&self.db, t, email).await?,
+            None => None,
+        };
         let (user, hash) = match found {
             Some((u, h)) => (Some(u), Some(h)),
             None => (None, None),
         };
-        if !verify_password(password, hash).await? {
-            throttle.record_failure(&account);
+        let (Some(tenant), true) = (tenant, verify_password(password, hash).await?) else {
+            throttle.record_failure(client, &account);
             return Err(AppError::unauthorized("email or password is incorrect"));
-        }
-        throttle.record_success(&account);
+        };
+        throttle.record_success(client, &account);
         let user = user.ok_or_else(|| AppError::internal("verified user without row"))?;
-        if tenant.status == crate::domain::TenantStatus::Suspended {
-            return Err(AppError::forbidden(format!(
-                "tenant {:?} is suspended",
-                tenant.slug.as_str()
-            )));
-        }
         let token = self.issue(user.id, &tenant, user.role)?;
         Ok(SignedIn { user, token })
     }

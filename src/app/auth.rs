@@ -5,9 +5,10 @@
 //! alone names its tenant through the platform's key directory.
 
 use super::directory::{NamedTenant, TenantDirectory};
+use super::key_cache::{KeyCache, Known};
 use super::tokens::JwtKeys;
 use crate::clock::SharedClock;
-use crate::db::api_keys::{self, KeyState};
+use crate::db::api_keys;
 use crate::db::{Db, TenantContext};
 use crate::domain::{ApiKeySecret, Principal, Tenant, TenantId, TenantStatus, UserId};
 use crate::error::AppError;
@@ -22,6 +23,7 @@ pub struct AuthService {
     db: Db,
     directory: Arc<TenantDirectory>,
     jwt: Arc<JwtKeys>,
+    keys: Arc<KeyCache>,
     clock: SharedClock,
     admin_token: Option<String>,
 }
@@ -32,6 +34,7 @@ impl AuthService {
         db: Db,
         directory: Arc<TenantDirectory>,
         jwt: Arc<JwtKeys>,
+        keys: Arc<KeyCache>,
         clock: SharedClock,
         admin_token: Option<String>,
     ) -> Self {
@@ -39,9 +42,36 @@ impl AuthService {
             db,
             directory,
             jwt,
+            keys,
             clock,
             admin_token,
         }
+    }
+
+    /// What is known of the key with this hash: from memory, else from the platform directory
+    /// and the tenant's row (then remembered).
+    async fn known(&self, hash: &[u8; 32]) -> Result<Known, AppError> {
+        if let Some(known) = self.keys.get(hash) {
+            return Ok(known);
+        }
+        let known = match api_keys::directory_lookup(&self.db, hash).await? {
+            None => Known::Unknown,
+            Some((id, tenant_id)) => match self.directory.by_id(tenant_id).await? {
+                None => Known::Unknown,
+                Some(tenant) => match api_keys::auth_row(&self.db, &tenant, id, hash).await? {
+                    None => Known::Unknown,
+                    Some(row) => Known::Key {
+                        id,
+                        tenant: tenant_id,
+                        revoked: row.revoked,
+                        expires_at: row.expires_at,
+                        last_used_at: row.last_used_at,
+                    },
+                },
+            },
+        };
+        self.keys.put(*hash, known);
+        Ok(known)
     }
 
     async fn named(&self, named: Option<&NamedTenant>) -> Result<Option<Arc<Tenant>>, AppError> {
@@ -65,9 +95,16 @@ impl AuthService {
         let key = ApiKeySecret::parse(raw.trim())
             .map_err(|why| AppError::unauthorized(format!("malformed API key: {why}")))?;
         let hash = key.hash();
-        let (key_id, tenant_id) = api_keys::directory_lookup(&self.db, &hash)
-            .await?
-            .ok_or_else(|| AppError::unauthorized("unknown API key"))?;
+        let Known::Key {
+            id: key_id,
+            tenant: tenant_id,
+            revoked,
+            expires_at,
+            last_used_at,
+        } = self.known(&hash).await?
+        else {
+            return Err(AppError::unauthorized("unknown API key"));
+        };
         let tenant = match (named, named_tenant) {
             (Some(n), Some(t)) if t.id != tenant_id => {
                 return Err(AppError::unauthorized(format!(
@@ -84,20 +121,22 @@ impl AuthService {
                 .ok_or_else(|| AppError::unauthorized("unknown API key"))?,
         };
         let now = self.clock.now();
-        match api_keys::check_and_touch(&self.db, &tenant, key_id, &hash, now, LAST_USED_RESOLUTION)
-            .await?
-        {
-            KeyState::Active => {}
-            KeyState::Unknown => return Err(AppError::unauthorized("unknown API key")),
-            KeyState::Revoked => return Err(AppError::unauthorized("API key has been revoked")),
-            KeyState::Expired(at) => {
-                return Err(AppError::unauthorized(format!(
-                    "API key expired at {}",
-                    at.to_rfc3339()
-                )));
-            }
+        if revoked {
+            return Err(AppError::unauthorized("API key has been revoked"));
+        }
+        if let Some(at) = expires_at.filter(|at| *at <= now) {
+            return Err(AppError::unauthorized(format!(
+                "API key expired at {}",
+                at.to_rfc3339()
+            )));
         }
         check_status(&tenant)?;
+        // `last_used_at` is kept to the minute: rewriting the row on every request would add a
+        // write (and a dead tuple) to each call of a busy key.
+        if last_used_at.is_none_or(|t| now - t >= LAST_USED_RESOLUTION) {
+            api_keys::touch(&self.db, &tenant, key_id, now).await?;
+            self.keys.touched(&hash, now);
+        }
         Ok(TenantContext::authenticated(
             tenant,
             Principal::ApiKey(key_id),

@@ -3,14 +3,26 @@
 //! (the triggers of platform migration V2 announce every change, whoever makes it), with a full
 //! reload after a lost connection.
 
-use crate::db::listen::{Heard, spawn_listener};
-use crate::db::tenants::{TENANT_CHANGED_CHANNEL, TIERS_CHANGED_CHANNEL, TenantRecord};
+use crate::db::listen::Heard;
+use crate::db::tenants::{TIERS_CHANGED_CHANNEL, TenantRecord};
 use crate::db::{self, Db};
 use crate::domain::{Tenant, TenantId, TenantSlug, TierCatalog};
 use crate::error::AppError;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long a slug that names no tenant is remembered as such (a tenant created meanwhile on
+/// another instance is announced and clears it sooner).
+pub const UNKNOWN_SLUG_TTL: Duration = Duration::from_secs(5);
+
+/// Most unknown slugs remembered at once (emptied when full).
+const MAX_UNKNOWN: usize = 10_000;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Where a request named its tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +62,7 @@ pub struct TenantDirectory {
     db: Db,
     tiers: Arc<TierCatalog>,
     maps: RwLock<Maps>,
+    unknown: Mutex<HashMap<TenantSlug, Instant>>,
 }
 
 impl TenantDirectory {
@@ -59,6 +72,7 @@ impl TenantDirectory {
             db,
             tiers,
             maps: RwLock::new(Maps::default()),
+            unknown: Mutex::new(HashMap::new()),
         }
     }
 
@@ -115,7 +129,9 @@ impl TenantDirectory {
         tenant
     }
 
-    /// A tenant by slug: from memory, else from PostgreSQL (then cached).
+    /// A tenant by slug: from memory, else from PostgreSQL (then cached). A slug that names
+    /// no tenant is remembered for [`UNKNOWN_SLUG_TTL`], so a flood of made-up slugs costs no
+    /// query per request.
     ///
     /// # Errors
     /// When PostgreSQL fails.
@@ -123,9 +139,22 @@ impl TenantDirectory {
         if let Some(t) = self.read().by_slug.get(slug) {
             return Ok(Some(t.clone()));
         }
+        if lock(&self.unknown)
+            .get(slug)
+            .is_some_and(|at| at.elapsed() < UNKNOWN_SLUG_TTL)
+        {
+            return Ok(None);
+        }
         match db::tenants::by_slug(&self.db, slug).await? {
             Some(r) => Ok(Some(self.insert(self.link(r)?))),
-            None => Ok(None),
+            None => {
+                let mut unknown = lock(&self.unknown);
+                if unknown.len() >= MAX_UNKNOWN {
+                    unknown.clear();
+                }
+                unknown.insert(slug.clone(), Instant::now());
+                Ok(None)
+            }
         }
     }
 
@@ -189,13 +218,17 @@ impl TenantDirectory {
         Ok(())
     }
 
-    /// Re-reads one tenant and replaces the cached copy (dropping it when it is gone).
+    /// Re-reads one tenant and replaces the cached copy (dropping it when it is gone); a slug
+    /// remembered as unknown is forgotten.
     ///
     /// # Errors
     /// When PostgreSQL fails.
     pub async fn refresh(&self, id: TenantId) -> Result<Option<Arc<Tenant>>, AppError> {
         match db::tenants::by_id(&self.db, id).await? {
-            Some(r) => Ok(Some(self.insert(self.link(r)?))),
+            Some(r) => {
+                lock(&self.unknown).remove(&r.slug);
+                Ok(Some(self.insert(self.link(r)?)))
+            }
             None => {
                 self.forget(id);
                 Ok(None)
@@ -211,34 +244,20 @@ impl TenantDirectory {
         }
     }
 
-    /// Keeps `directory` in step with changes made anywhere: refreshes a tenant on
-    /// `tenant_changed`, reloads tiers on `tiers_changed`, reloads everything after a
-    /// reconnect. Ends when the directory is dropped.
-    pub fn spawn_change_listener(directory: Weak<TenantDirectory>, database_url: String) {
-        spawn_listener(
-            database_url,
-            vec![TENANT_CHANGED_CHANNEL, TIERS_CHANGED_CHANNEL],
-            move |heard| {
-                let directory = directory.clone();
-                async move {
-                    let Some(dir) = directory.upgrade() else {
-                        return false;
-                    };
-                    dir.on_heard(heard).await;
-                    true
-                }
-            },
-        );
-    }
-
-    async fn on_heard(&self, heard: Heard) {
-        let outcome = match &heard {
+    /// Applies a change heard on `tenant_changed` or `tiers_changed` (or a reconnect, after
+    /// which everything is reloaded).
+    pub async fn on_heard(&self, heard: &Heard) {
+        let outcome = match heard {
             Heard::Reconnected => self.reload_tiers().await,
             Heard::Notification { channel, .. } if channel == TIERS_CHANGED_CHANNEL => {
                 self.reload_tiers().await
             }
             Heard::Notification { payload, .. } => match uuid::Uuid::parse_str(payload) {
-                Ok(id) => self.refresh(TenantId::from_uuid(id)).await.map(|_| ()),
+                Ok(id) => {
+                    // A new tenant may have been remembered as unknown.
+                    lock(&self.unknown).clear();
+                    self.refresh(TenantId::from_uuid(id)).await.map(|_| ())
+                }
                 Err(_) => {
                     tracing::warn!(%payload, "ignoring malformed tenant notification");
                     Ok(())

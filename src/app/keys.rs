@@ -1,6 +1,7 @@
 //! API keys of a tenant: list, create (the secret is returned once), revoke (effective on the
 //! next request).
 
+use super::key_cache::KeyCache;
 use crate::clock::SharedClock;
 use crate::db::api_keys::{self, KeyRecord, NewKey};
 use crate::db::audit::{self, AuditEvent};
@@ -8,6 +9,7 @@ use crate::db::{Db, TenantContext};
 use crate::domain::{ApiKeyId, ApiKeySecret, GeneratedKey, KeyName, Tenant, UserId};
 use crate::error::AppError;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// A newly created key with its secret: shown to the caller once, never stored.
 #[derive(Debug, Clone)]
@@ -63,13 +65,14 @@ pub fn key_expiry(tenant: &Tenant) -> Option<DateTime<Utc>> {
 /// API-key management.
 pub struct KeyService {
     db: Db,
+    cache: Arc<KeyCache>,
     clock: SharedClock,
 }
 
 impl KeyService {
-    /// The service.
-    pub fn new(db: Db, clock: SharedClock) -> Self {
-        Self { db, clock }
+    /// The service; `cache` is the instance's key cache (a revoked key is forgotten at once).
+    pub fn new(db: Db, cache: Arc<KeyCache>, clock: SharedClock) -> Self {
+        Self { db, cache, clock }
     }
 
     /// Every key of the tenant (owner or admin only).
@@ -148,6 +151,8 @@ impl KeyService {
         )
         .await?;
         tx.commit().await?;
+        // Other instances hear of it through the api_keys trigger; this one forgets it now.
+        self.cache.forget_id(id);
         Ok(key)
     }
 }

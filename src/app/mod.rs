@@ -7,9 +7,11 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod changes;
 pub mod directory;
 pub mod health;
 pub mod idempotency;
+pub mod key_cache;
 pub mod keys;
 pub mod passwords;
 pub mod simulation_spec;
@@ -46,6 +48,8 @@ pub struct App {
     pub directory: Arc<directory::TenantDirectory>,
     /// Quotas and rate limits.
     pub quotas: Arc<Quotas>,
+    /// API keys as this instance remembers them.
+    pub key_cache: Arc<key_cache::KeyCache>,
     /// The clock.
     pub clock: SharedClock,
 }
@@ -62,6 +66,7 @@ impl App {
         tenants_current: bool,
     ) -> Self {
         let jwt = Arc::new(tokens::JwtKeys::new(settings.jwt_secret.expose()));
+        let key_cache = Arc::new(key_cache::KeyCache::default());
         let tenants = Arc::new(tenants::TenantService::new(
             db.clone(),
             directory.clone(),
@@ -74,6 +79,7 @@ impl App {
                 db.clone(),
                 directory.clone(),
                 jwt.clone(),
+                key_cache.clone(),
                 clock.clone(),
                 settings.admin_token.as_ref().map(|t| t.expose().clone()),
             ),
@@ -85,18 +91,20 @@ impl App {
                 jwt,
                 clock.clone(),
             ),
-            keys: keys::KeyService::new(db.clone(), clock.clone()),
+            keys: keys::KeyService::new(db.clone(), key_cache.clone(), clock.clone()),
             simulations: simulations::SimulationService::new(
                 db.clone(),
                 quotas.clone(),
                 directory.tiers().clone(),
                 clock.clone(),
+                settings.fail_points.simulation_store,
             ),
             usage: usage::UsageService::new(db.clone(), quotas.clone(), clock.clone()),
             health: health::HealthService::new(db, quotas.clone(), tenants_current),
             tenants,
             directory,
             quotas,
+            key_cache,
             clock,
         }
     }

@@ -3,8 +3,10 @@
 //!
 //! Order of checks for a run: trial end (402) → request validation (422 naming the field) →
 //! tier size caps (403 naming the tier that allows it) → idempotency key (replay, 409, 422) →
-//! monthly quota (429) → tenant concurrency slot (waits briefly, then 429) → run → store.
-//! Nothing is stored unless the run completed.
+//! tenant concurrency slot (waits briefly, then 429) → monthly quota (429) → run → store.
+//! Nothing is stored unless the run completed, and a simulation is charged (quota, overage)
+//! only when it was stored: the charge taken before the run is refunded when the run or the
+//! store fails, or the request is abandoned midway ([`Charge`]).
 
 use super::idempotency::{self, Claim, IdempotencyKey};
 use super::simulation_spec::{check_size, output_of, to_spec};
@@ -17,6 +19,31 @@ use crate::domain::{SimulationId, TierCatalog};
 use crate::error::AppError;
 use crate::quota::{QuotaGrant, Quotas};
 use std::sync::Arc;
+
+/// A simulation counted against the monthly quota that has not been stored yet: dropped
+/// without [`Charge::keep`], it is refunded.
+struct Charge {
+    quotas: Arc<Quotas>,
+    grant: Option<QuotaGrant>,
+}
+
+impl Charge {
+    /// The simulation was stored: the charge stands.
+    fn keep(mut self) -> QuotaGrant {
+        self.grant.take().expect("a charge is kept once")
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if let Some(grant) = self.grant.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let quotas = self.quotas.clone();
+            runtime.spawn(async move { quotas.refund_simulation(&grant).await });
+        }
+    }
+}
 
 /// The result of a run request.
 #[derive(Debug)]
@@ -47,16 +74,24 @@ pub struct SimulationService {
     quotas: Arc<Quotas>,
     tiers: Arc<TierCatalog>,
     clock: SharedClock,
+    fail_store: bool,
 }
 
 impl SimulationService {
-    /// The service.
-    pub fn new(db: Db, quotas: Arc<Quotas>, tiers: Arc<TierCatalog>, clock: SharedClock) -> Self {
+    /// The service; `fail_store` is a test fault point (storing fails after the run).
+    pub fn new(
+        db: Db,
+        quotas: Arc<Quotas>,
+        tiers: Arc<TierCatalog>,
+        clock: SharedClock,
+        fail_store: bool,
+    ) -> Self {
         Self {
             db,
             quotas,
             tiers,
             clock,
+            fail_store,
         }
     }
 
@@ -110,8 +145,9 @@ impl SimulationService {
         outcome
     }
 
-    /// Quota, concurrency slot, engine run on rayon, and storage — with the idempotency
-    /// response saved in the same transaction as the simulation row.
+    /// Concurrency slot, quota charge, engine run on rayon, and storage — with the idempotency
+    /// response saved in the same transaction as the simulation row; the charge is refunded
+    /// unless the row was committed.
     async fn run_and_store(
         &self,
         ctx: &TenantContext,
@@ -120,14 +156,18 @@ impl SimulationService {
         idempotency_key: Option<&IdempotencyKey>,
     ) -> Result<RunOutcome, AppError> {
         let tenant = ctx.tenant();
-        let grant = self
-            .quotas
-            .consume_simulation(tenant.id, &tenant.tier, tenant.overage_enabled)
-            .await?;
         let slot = self
             .quotas
             .acquire_simulation_slot(tenant.id, &tenant.tier)
             .await?;
+        let charge = Charge {
+            quotas: self.quotas.clone(),
+            grant: Some(
+                self.quotas
+                    .consume_simulation(tenant.id, &tenant.tier, tenant.overage_enabled)
+                    .await?,
+            ),
+        };
         let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             let r = sim.run();
@@ -142,6 +182,9 @@ impl SimulationService {
             result: output_of(&result),
             request,
         };
+        if self.fail_store {
+            return Err(AppError::internal("fail point: simulation_store"));
+        }
         let mut tx = ctx.begin(&self.db).await?;
         simulation_rows::insert(&mut tx, &simulation, ctx.api_key(), ctx.user().map(|u| u.0))
             .await?;
@@ -153,7 +196,7 @@ impl SimulationService {
         Ok(RunOutcome {
             simulation,
             replayed: false,
-            grant: Some(grant),
+            grant: Some(charge.keep()),
         })
     }
 

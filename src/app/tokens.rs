@@ -8,9 +8,20 @@ use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode}
 /// Access-token lifetime.
 pub const ACCESS_TOKEN_TTL: Duration = Duration::minutes(15);
 
+/// The `iss` claim of every access token (RFC 7519 §4.1.1): this service.
+pub const ISSUER: &str = "montecarlo-platform";
+
+/// The `aud` claim of every access token (RFC 7519 §4.1.3): this service's API. A token minted
+/// for anything else with the same secret is refused.
+pub const AUDIENCE: &str = "montecarlo-api";
+
 /// Access-token claims.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Claims {
+    /// Issuer: [`ISSUER`].
+    pub iss: String,
+    /// Audience: [`AUDIENCE`].
+    pub aud: String,
     /// User id (`usr_…`).
     pub sub: String,
     /// Tenant id (`ten_…`).
@@ -36,7 +47,9 @@ impl JwtKeys {
     /// Keys from the configured secret.
     pub fn new(secret: &[u8]) -> Self {
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
         // `exp` is checked against the service clock in `verify`, so tests can move time.
         validation.validate_exp = false;
         validation.leeway = 0;
@@ -60,6 +73,8 @@ impl JwtKeys {
     ) -> Result<(String, DateTime<Utc>), AppError> {
         let exp = now + ACCESS_TOKEN_TTL;
         let claims = Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
             sub: user.to_string(),
             tid: tenant.to_string(),
             role,
@@ -90,6 +105,8 @@ impl JwtKeys {
                     "only HS256 tokens are accepted"
                 }
                 ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
+                ErrorKind::InvalidIssuer => "it was not issued by this service",
+                ErrorKind::InvalidAudience => "it is not meant for this API",
                 ErrorKind::InvalidToken
                 | ErrorKind::Base64(_)
                 | ErrorKind::Json(_)
@@ -128,6 +145,27 @@ mod tests {
         assert!(keys.verify(&token, now + Duration::minutes(16)).is_err());
         let other = JwtKeys::new(&[8u8; 32]);
         assert!(other.verify(&token, now).is_err());
+    }
+
+    #[test]
+    fn foreign_issuer_or_audience_is_refused() {
+        let secret = [7u8; 32];
+        let keys = JwtKeys::new(&secret);
+        let now = Utc::now();
+        let forge = |iss: &str, aud: &str| {
+            let claims = serde_json::json!({"iss": iss, "aud": aud, "sub": UserId::new().to_string(),
+                "tid": TenantId::new().to_string(), "role": "owner", "iat": now.timestamp(),
+                "exp": now.timestamp() + 60, "jti": "x"});
+            encode(
+                &Header::new(jsonwebtoken::Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(&secret),
+            )
+            .unwrap()
+        };
+        assert!(keys.verify(&forge(ISSUER, AUDIENCE), now).is_ok());
+        assert!(keys.verify(&forge("someone-else", AUDIENCE), now).is_err());
+        assert!(keys.verify(&forge(ISSUER, "another-api"), now).is_err());
     }
 
     #[test]

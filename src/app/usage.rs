@@ -1,13 +1,41 @@
 //! Usage: one row per authenticated call, and the report of calls per day and per key with the
 //! current quota period.
+//!
+//! Refused calls (429) are not written one row each: a flood of them would turn every refusal
+//! into a database write. They are counted in memory per (tenant, caller, endpoint, status) and
+//! written as one row per group with its count every [`REFUSAL_FLUSH_INTERVAL`] and at a clean
+//! shutdown; a crash loses at most that interval's refusal counts.
 
 use crate::clock::SharedClock;
 use crate::db::usage::{self, CallRecord, DailyCalls, KeyCalls};
 use crate::db::{Db, TenantContext};
-use crate::domain::Principal;
+use crate::domain::{Principal, TenantId};
 use crate::error::AppError;
 use crate::quota::{PeriodUsage, Quotas};
-use std::sync::Arc;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often refused calls counted in memory are written.
+pub const REFUSAL_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RefusalKey {
+    tenant: TenantId,
+    principal: Principal,
+    method: String,
+    endpoint: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone)]
+struct Refusals {
+    ctx: TenantContext,
+    calls: i32,
+    duration_ms: f64,
+    last_at: DateTime<Utc>,
+}
 
 /// Longest look-back of a usage report, days.
 pub const MAX_DAYS: u32 = 366;
@@ -45,39 +73,104 @@ pub struct UsageService {
     db: Db,
     quotas: Arc<Quotas>,
     clock: SharedClock,
+    refusals: Mutex<HashMap<RefusalKey, Refusals>>,
+}
+
+fn record<'a>(
+    principal: Principal,
+    at: DateTime<Utc>,
+    call: &Call<'a>,
+    calls: i32,
+) -> CallRecord<'a> {
+    let (api_key, user) = match principal {
+        Principal::ApiKey(k) => (Some(k), None),
+        Principal::User { id, .. } => (None, Some(id)),
+    };
+    CallRecord {
+        at,
+        api_key,
+        user,
+        method: call.method,
+        endpoint: call.endpoint,
+        status: call.status,
+        duration_ms: call.duration_ms,
+        units: call.units,
+        calls,
+    }
 }
 
 impl UsageService {
     /// The service.
     pub fn new(db: Db, quotas: Arc<Quotas>, clock: SharedClock) -> Self {
-        Self { db, quotas, clock }
+        Self {
+            db,
+            quotas,
+            clock,
+            refusals: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Records one authenticated call.
+    /// Records one authenticated call: a row, or for a refusal (429) a count written later.
     ///
     /// # Errors
     /// When PostgreSQL fails.
     pub async fn record_call(&self, ctx: &TenantContext, call: &Call<'_>) -> Result<(), AppError> {
-        let (api_key, user) = match ctx.principal() {
-            Principal::ApiKey(k) => (Some(k), None),
-            Principal::User { id, .. } => (None, Some(id)),
-        };
-        let mut tx = ctx.begin(&self.db).await?;
-        usage::insert_call(
-            &mut tx,
-            &CallRecord {
-                at: self.clock.now(),
-                api_key,
-                user,
-                method: call.method,
-                endpoint: call.endpoint,
+        let now = self.clock.now();
+        if call.status == 429 {
+            let key = RefusalKey {
+                tenant: ctx.tenant().id,
+                principal: ctx.principal(),
+                method: call.method.to_string(),
+                endpoint: call.endpoint.to_string(),
                 status: call.status,
-                duration_ms: call.duration_ms,
-                units: call.units,
-            },
-        )
-        .await?;
+            };
+            let mut refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = refusals.entry(key).or_insert_with(|| Refusals {
+                ctx: ctx.clone(),
+                calls: 0,
+                duration_ms: 0.0,
+                last_at: now,
+            });
+            entry.calls = entry.calls.saturating_add(1);
+            entry.duration_ms += call.duration_ms;
+            entry.last_at = now;
+            return Ok(());
+        }
+        let mut tx = ctx.begin(&self.db).await?;
+        let row = record(ctx.principal(), now, call, 1);
+        usage::insert_call(&mut tx, &row).await?;
         tx.commit().await
+    }
+
+    /// Writes the refused calls counted since the last flush: one row per group, one
+    /// transaction per tenant. Returns the rows written.
+    ///
+    /// # Errors
+    /// When PostgreSQL fails (the counts not written are lost).
+    pub async fn flush_refusals(&self) -> Result<usize, AppError> {
+        let taken = std::mem::take(&mut *self.refusals.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut by_tenant: HashMap<TenantId, Vec<(RefusalKey, Refusals)>> = HashMap::new();
+        for (k, v) in taken {
+            by_tenant.entry(k.tenant).or_default().push((k, v));
+        }
+        let mut written = 0;
+        for groups in by_tenant.into_values() {
+            let mut tx = groups[0].1.ctx.begin(&self.db).await?;
+            for (k, v) in &groups {
+                let call = Call {
+                    method: &k.method,
+                    endpoint: &k.endpoint,
+                    status: k.status,
+                    duration_ms: v.duration_ms / f64::from(v.calls.max(1)),
+                    units: 0,
+                };
+                let row = record(k.principal, v.last_at, &call, v.calls);
+                usage::insert_call(&mut tx, &row).await?;
+                written += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(written)
     }
 
     /// Calls over the last `days` (1–366) and the current quota period.

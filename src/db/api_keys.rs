@@ -5,7 +5,7 @@ use super::context::{TenantTx, begin_for};
 use super::pool::Db;
 use crate::domain::{ApiKeyId, KeyName, Tenant, TenantId, UserId};
 use crate::error::AppError;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 /// A key as stored (never its secret).
@@ -64,31 +64,25 @@ pub async fn directory_lookup(
 
 /// What the tenant's row says about a presented key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyState {
-    /// No such key in the tenant.
-    Unknown,
+pub struct KeyAuthRow {
     /// Revoked.
-    Revoked,
-    /// Expired at this time.
-    Expired(DateTime<Utc>),
-    /// Usable.
-    Active,
+    pub revoked: bool,
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Last recorded use (to the minute).
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
-/// Reads the key's row in `tenant`'s schema and, when usable, records its use: `last_used_at`
-/// is rewritten only when older than `resolution` (rewriting it on every request would add a
-/// write, and a dead tuple, to each call of a busy key).
+/// The state of key `id` with hash `hash` in `tenant`'s schema, if the tenant has it.
 ///
 /// # Errors
 /// When PostgreSQL fails.
-pub async fn check_and_touch(
+pub async fn auth_row(
     db: &Db,
     tenant: &Tenant,
     id: ApiKeyId,
     hash: &[u8; 32],
-    now: DateTime<Utc>,
-    resolution: Duration,
-) -> Result<KeyState, AppError> {
+) -> Result<Option<KeyAuthRow>, AppError> {
     let mut tx = begin_for(db, tenant).await?;
     let row = sqlx::query(
         "SELECT status, expires_at, last_used_at FROM api_keys WHERE id = $1 AND key_hash = $2",
@@ -97,27 +91,34 @@ pub async fn check_and_touch(
     .bind(hash.as_slice())
     .fetch_optional(tx.conn())
     .await?;
-    let Some(row) = row else {
-        return Ok(KeyState::Unknown);
-    };
-    let status: String = row.try_get("status")?;
-    let expires_at: Option<DateTime<Utc>> = row.try_get("expires_at")?;
-    let last_used: Option<DateTime<Utc>> = row.try_get("last_used_at")?;
-    if status != "active" {
-        return Ok(KeyState::Revoked);
-    }
-    if let Some(exp) = expires_at.filter(|e| *e <= now) {
-        return Ok(KeyState::Expired(exp));
-    }
-    if last_used.is_none_or(|t| now - t >= resolution) {
-        sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
-            .bind(id.as_uuid())
-            .bind(now)
-            .execute(tx.conn())
-            .await?;
-    }
     tx.commit().await?;
-    Ok(KeyState::Active)
+    row.map(|r| {
+        Ok(KeyAuthRow {
+            revoked: r.try_get::<String, _>("status")? != "active",
+            expires_at: r.try_get("expires_at")?,
+            last_used_at: r.try_get("last_used_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Records a use of key `id` at `now`.
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn touch(
+    db: &Db,
+    tenant: &Tenant,
+    id: ApiKeyId,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let mut tx = begin_for(db, tenant).await?;
+    sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+        .bind(id.as_uuid())
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
+    tx.commit().await
 }
 
 /// Every key of the tenant, oldest first.

@@ -43,6 +43,29 @@ pub async fn consume(
         .await
 }
 
+/// Takes back one simulation (and one overage when `overage`), never below zero.
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn refund(
+    db: &Db,
+    tenant: TenantId,
+    period: &str,
+    overage: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE platform.quota_counters SET used = GREATEST(used - 1, 0), \
+         overage = GREATEST(overage - CASE WHEN $3 THEN 1 ELSE 0 END, 0) \
+         WHERE tenant_id = $1 AND period = $2",
+    )
+    .bind(tenant.as_uuid())
+    .bind(period)
+    .bind(overage)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
 /// The counters `(used, overage)` of a tenant in a period, if any were written.
 ///
 /// # Errors

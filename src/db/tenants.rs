@@ -14,6 +14,10 @@ pub const TENANT_CHANGED_CHANNEL: &str = "tenant_changed";
 /// `NOTIFY` channel announcing a change of `platform.tiers` (empty payload).
 pub const TIERS_CHANGED_CHANNEL: &str = "tiers_changed";
 
+/// `NOTIFY` channel announcing a changed API key of any tenant (payload: its SHA-256, hex;
+/// tenant migration V3).
+pub const API_KEY_CHANGED_CHANNEL: &str = "api_key_changed";
+
 /// A row of `platform.tenants`, validated as read.
 #[derive(Debug, Clone)]
 pub struct TenantRecord {

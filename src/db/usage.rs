@@ -26,6 +26,8 @@ pub struct CallRecord<'a> {
     pub duration_ms: f64,
     /// Work units (paths × steps for simulations).
     pub units: i64,
+    /// How many calls the row stands for (refusals are recorded in aggregate).
+    pub calls: i32,
 }
 
 /// Appends a call row.
@@ -34,8 +36,8 @@ pub struct CallRecord<'a> {
 /// When PostgreSQL fails.
 pub async fn insert_call(tx: &mut TenantTx, call: &CallRecord<'_>) -> Result<(), AppError> {
     sqlx::query(
-        "INSERT INTO api_call_logs (created_at, api_key_id, user_id, method, endpoint, status, duration_ms, units) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO api_call_logs (created_at, api_key_id, user_id, method, endpoint, status, duration_ms, units, calls) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(call.at)
     .bind(call.api_key.map(|k| k.as_uuid()))
@@ -45,6 +47,7 @@ pub async fn insert_call(tx: &mut TenantTx, call: &CallRecord<'_>) -> Result<(),
     .bind(i32::from(call.status))
     .bind(call.duration_ms)
     .bind(call.units)
+    .bind(call.calls)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -94,9 +97,10 @@ fn simulation_call(t: &str) -> String {
 /// When PostgreSQL fails.
 pub async fn daily(tx: &mut TenantTx, since: DateTime<Utc>) -> Result<Vec<DailyCalls>, AppError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT (l.created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS calls, \
+        "SELECT (l.created_at AT TIME ZONE 'UTC')::date AS day, sum(l.calls)::bigint AS calls, \
                 count(*) FILTER (WHERE {}) AS sims, \
-                count(*) FILTER (WHERE l.status >= 400) AS errors, COALESCE(sum(l.units), 0)::bigint AS units \
+                COALESCE(sum(l.calls) FILTER (WHERE l.status >= 400), 0)::bigint AS errors, \
+                COALESCE(sum(l.units), 0)::bigint AS units \
          FROM api_call_logs l WHERE l.created_at >= $1 GROUP BY day ORDER BY day",
         simulation_call("l")
     )))
@@ -122,7 +126,7 @@ pub async fn daily(tx: &mut TenantTx, since: DateTime<Utc>) -> Result<Vec<DailyC
 /// When PostgreSQL fails.
 pub async fn per_key(tx: &mut TenantTx, since: DateTime<Utc>) -> Result<Vec<KeyCalls>, AppError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT l.api_key_id, k.prefix, count(*) AS calls, \
+        "SELECT l.api_key_id, k.prefix, sum(l.calls)::bigint AS calls, \
                 count(*) FILTER (WHERE {}) AS sims, \
                 COALESCE(sum(l.units), 0)::bigint AS units, max(l.created_at) AS last \
          FROM api_call_logs l LEFT JOIN api_keys k ON k.id = l.api_key_id \

@@ -71,7 +71,7 @@ impl Tenant {
 }
 
 /// Who is calling, inside the tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Principal {
     /// An API key (acts with member rights).
     ApiKey(ApiKeyId),

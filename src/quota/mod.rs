@@ -83,6 +83,10 @@ pub struct QuotaOptions {
 /// A simulation admitted by the monthly quota.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaGrant {
+    /// The tenant charged.
+    pub tenant: TenantId,
+    /// The period it was counted in.
+    pub period: Period,
     /// Admitted beyond the quota as metered overage (billed later).
     pub overage: bool,
     /// The monthly policy's state for the headers; `None` for unlimited tiers (nothing to
@@ -268,6 +272,8 @@ impl Quotas {
             .map(|q| monthly_info(q, outcome.counts.used, &period, now));
         if outcome.admitted {
             return Ok(QuotaGrant {
+                tenant: tenant_id,
+                period,
                 overage: outcome.overage,
                 info,
                 counts: outcome.counts,
@@ -290,6 +296,19 @@ impl Quotas {
             Some(retry),
             info.as_ref(),
         ))
+    }
+
+    /// Takes back a simulation that was admitted but did not run and was not stored (an engine
+    /// or database failure, a request abandoned midway): the tenant is charged, and billed
+    /// overage, only for simulations that ran. Failures are logged (the count stays one high).
+    pub async fn refund_simulation(&self, grant: &QuotaGrant) {
+        if let Err(e) = self
+            .store
+            .refund(grant.tenant, &grant.period, grant.overage)
+            .await
+        {
+            tracing::error!(error = ?e, tenant = %grant.tenant, "could not refund a simulation that did not run");
+        }
     }
 
     fn upgrade_hint(&self, tier: &Tier, overage_enabled: bool) -> String {

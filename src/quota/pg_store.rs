@@ -57,6 +57,16 @@ impl QuotaStore for PgQuotaStore {
         }
     }
 
+    async fn refund(
+        &self,
+        tenant_id: TenantId,
+        period: &Period,
+        overage: bool,
+    ) -> Result<(), StoreError> {
+        quota_counters::refund(&self.db, tenant_id, period.key(), overage).await?;
+        Ok(())
+    }
+
     async fn usage(&self, tenant_id: TenantId, period: &Period) -> Result<Counts, StoreError> {
         let row = quota_counters::usage(&self.db, tenant_id, period.key()).await?;
         Ok(row.map(counts).unwrap_or_default())

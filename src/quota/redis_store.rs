@@ -49,6 +49,19 @@ redis.call('EXPIREAT', KEYS[1], tonumber(ARGV[5]))
 return {used, ov}
 ";
 
+// ARGV[1] = simulations to take back, ARGV[2] = of them, overage. Never below zero; a key that
+// expired is not recreated.
+const REFUND_LUA: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
+local v = redis.call('HMGET', KEYS[1], 'used', 'overage')
+local used = tonumber(v[1] or '0') - tonumber(ARGV[1])
+local ov = tonumber(v[2] or '0') - tonumber(ARGV[2])
+if used < 0 then used = 0 end
+if ov < 0 then ov = 0 end
+redis.call('HSET', KEYS[1], 'used', used, 'overage', ov)
+return {used, ov}
+";
+
 /// Timeouts of the Redis store.
 #[derive(Debug, Clone, Copy)]
 pub struct RedisTimeouts {
@@ -132,6 +145,7 @@ pub struct RedisQuotaStore {
     down: Mutex<Option<Down>>,
     consume_script: Script,
     reconcile_script: Script,
+    refund_script: Script,
 }
 
 impl RedisQuotaStore {
@@ -162,6 +176,7 @@ impl RedisQuotaStore {
             down: Mutex::new(None),
             consume_script: Script::new(CONSUME_LUA),
             reconcile_script: Script::new(RECONCILE_LUA),
+            refund_script: Script::new(REFUND_LUA),
         };
         match open_error {
             Some(e) => store.mark_down(e),
@@ -350,11 +365,12 @@ impl RedisQuotaStore {
         let batch: Vec<_> = {
             let mut map = self.local.entries.lock().unwrap_or_else(|e| e.into_inner());
             map.iter_mut()
-                .filter(|(_, e)| e.pending != Counts::default())
+                .filter(|(_, e)| e.pending != Counts::default() || e.refunds != Counts::default())
                 .map(|(k, e)| {
                     (
                         k.clone(),
                         std::mem::take(&mut e.pending),
+                        std::mem::take(&mut e.refunds),
                         e.counts,
                         e.expire_at,
                     )
@@ -363,35 +379,48 @@ impl RedisQuotaStore {
         };
         let mut failed = Vec::new();
         let mut iter = batch.into_iter();
-        for (k, pending, floor, expire_at) in iter.by_ref() {
+        for (k, pending, refunds, floor, expire_at) in iter.by_ref() {
             let key = counter_key(&self.prefix, k.0, &k.1);
-            let script = &self.reconcile_script;
+            let (reconcile, refund) = (&self.reconcile_script, &self.refund_script);
             let res = self
                 .run(|mut c| async move {
-                    script
-                        .key(&key)
-                        .arg(pending.used)
-                        .arg(pending.overage)
-                        .arg(floor.used)
-                        .arg(floor.overage)
-                        .arg(expire_at)
-                        .invoke_async::<Vec<i64>>(&mut c)
-                        .await
+                    if pending != Counts::default() {
+                        reconcile
+                            .key(&key)
+                            .arg(pending.used)
+                            .arg(pending.overage)
+                            .arg(floor.used)
+                            .arg(floor.overage)
+                            .arg(expire_at)
+                            .invoke_async::<Vec<i64>>(&mut c)
+                            .await?;
+                    }
+                    if refunds != Counts::default() {
+                        refund
+                            .key(&key)
+                            .arg(refunds.used)
+                            .arg(refunds.overage)
+                            .invoke_async::<Vec<i64>>(&mut c)
+                            .await?;
+                    }
+                    Ok(())
                 })
                 .await;
             if let Err(e) = res {
-                failed.push((k, pending));
+                failed.push((k, pending, refunds));
                 self.mark_down(e);
                 break;
             }
         }
-        failed.extend(iter.map(|(k, p, _, _)| (k, p)));
+        failed.extend(iter.map(|(k, p, r, _, _)| (k, p, r)));
         if !failed.is_empty() {
             let mut map = self.local.entries.lock().unwrap_or_else(|e| e.into_inner());
-            for (k, p) in failed {
+            for (k, p, r) in failed {
                 let e = map.entry(k).or_default();
                 e.pending.used += p.used;
                 e.pending.overage += p.overage;
+                e.refunds.used += r.used;
+                e.refunds.overage += r.overage;
             }
             self.has_pending.store(true, Ordering::Release);
         } else {
@@ -476,6 +505,43 @@ impl QuotaStore for RedisQuotaStore {
             }
             None => self.local.counts(tenant_id, period),
         })
+    }
+
+    async fn refund(
+        &self,
+        tenant_id: TenantId,
+        period: &Period,
+        overage: bool,
+    ) -> Result<(), StoreError> {
+        let key = self.key(tenant_id, period);
+        let (key_ref, script) = (&key, &self.refund_script);
+        let res = self
+            .with_redis(|mut c| async move {
+                script
+                    .key(key_ref)
+                    .arg(1)
+                    .arg(u8::from(overage))
+                    .invoke_async::<Vec<i64>>(&mut c)
+                    .await
+            })
+            .await;
+        match res {
+            Some(v) if v.len() == 2 => {
+                let counts = Counts::from_signed(v[0], v[1]);
+                self.local
+                    .observe(tenant_id, period, counts, Self::expire_at(period));
+            }
+            Some(v) => {
+                return Err(StoreError::Redis(format!(
+                    "unexpected refund script reply {v:?}"
+                )));
+            }
+            None => {
+                self.local.refund_local(tenant_id, period, overage);
+                self.has_pending.store(true, Ordering::Release);
+            }
+        }
+        Ok(())
     }
 }
 

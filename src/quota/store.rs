@@ -73,6 +73,18 @@ pub trait QuotaStore: Send + Sync {
     /// # Errors
     /// [`StoreError`] when the backing store cannot be reached.
     async fn usage(&self, tenant_id: TenantId, period: &Period) -> Result<Counts, StoreError>;
+
+    /// Takes back one simulation admitted by [`QuotaStore::consume`] in `period` (as overage
+    /// when `overage`) that did not run: atomic, and never below zero.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the backing store cannot be reached.
+    async fn refund(
+        &self,
+        tenant_id: TenantId,
+        period: &Period,
+        overage: bool,
+    ) -> Result<(), StoreError>;
 }
 
 /// Decides one consume against in-memory counters; shared by the in-process store.
@@ -115,6 +127,8 @@ pub(crate) struct LocalEntry {
     pub(crate) counts: Counts,
     /// Admitted locally and not yet written back to Redis.
     pub(crate) pending: Counts,
+    /// Refunded locally of simulations counted in Redis, not yet taken back there.
+    pub(crate) refunds: Counts,
     /// Unix seconds when the key should expire in Redis.
     pub(crate) expire_at: i64,
 }
@@ -133,6 +147,16 @@ impl QuotaStore for LocalQuotaStore {
 
     async fn usage(&self, tenant_id: TenantId, period: &Period) -> Result<Counts, StoreError> {
         Ok(self.counts(tenant_id, period))
+    }
+
+    async fn refund(
+        &self,
+        tenant_id: TenantId,
+        period: &Period,
+        overage: bool,
+    ) -> Result<(), StoreError> {
+        self.refund_local(tenant_id, period, overage);
+        Ok(())
     }
 }
 
@@ -156,6 +180,28 @@ impl LocalQuotaStore {
             }
         }
         out
+    }
+
+    /// Takes one simulation back from the local view: from what is pending when something
+    /// is (a local admission is simply not written back), else recorded as a refund for Redis.
+    pub(crate) fn refund_local(&self, tenant_id: TenantId, period: &Period, overage: bool) {
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.entry((tenant_id, period.key().to_owned())).or_default();
+        entry.counts.used = entry.counts.used.saturating_sub(1);
+        if overage {
+            entry.counts.overage = entry.counts.overage.saturating_sub(1);
+        }
+        if entry.pending.used > 0 {
+            entry.pending.used -= 1;
+            if overage {
+                entry.pending.overage = entry.pending.overage.saturating_sub(1);
+            }
+        } else {
+            entry.refunds.used += 1;
+            if overage {
+                entry.refunds.overage += 1;
+            }
+        }
     }
 
     pub(crate) fn counts(&self, tenant_id: TenantId, period: &Period) -> Counts {
@@ -188,7 +234,9 @@ impl LocalQuotaStore {
     /// Drops entries of periods other than `current` that have nothing pending.
     pub(crate) fn prune(&self, current: &Period) {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|(_, p), e| p == current.key() || e.pending != Counts::default());
+        map.retain(|(_, p), e| {
+            p == current.key() || e.pending != Counts::default() || e.refunds != Counts::default()
+        });
     }
 }
 

@@ -655,52 +655,93 @@ fn ip(n: u8) -> String {
 }
 
 #[test]
-fn login_throttled_per_ip_and_per_account() {
+fn login_throttled_per_address_and_per_account_address_pair() {
     let lt = LoginThrottle::new(LoginPolicy::default(), system_clock());
-    for i in 0..5 {
+    for i in 0..20 {
         lt.check(&ip(1), &format!("user{i}@example.com")).unwrap();
     }
     let r = lt.check(&ip(1), "someone@example.com").unwrap_err();
     assert_eq!((r.status, r.policy.as_str()), (429, "login"));
     assert!(r.detail.contains("from this address"), "{}", r.detail);
-    assert_eq!(r.retry_after_secs, Some(12), "5 per minute: one every 12 s");
-    assert_eq!(header(&r.headers, "Retry-After"), Some("12"));
+    assert_eq!(
+        r.retry_after_secs,
+        Some(3),
+        "20 per minute per address: one every 3 s"
+    );
+    assert_eq!(header(&r.headers, "Retry-After"), Some("3"));
 
-    for i in 10..15 {
-        lt.check(&ip(i), " Alice@Example.com").unwrap();
+    // Five attempts at one account from one address use up that pair only: the account stays
+    // reachable from elsewhere (an attacker cannot throttle the owner out).
+    for _ in 0..5 {
+        lt.check(&ip(10), " Alice@Example.com").unwrap();
     }
-    let r = lt.check(&ip(20), "alice@example.com").unwrap_err();
-    assert!(r.detail.contains("for this account"), "{}", r.detail);
+    let r = lt.check(&ip(10), "alice@example.com").unwrap_err();
+    assert!(
+        r.detail.contains("for this account from this address"),
+        "{}",
+        r.detail
+    );
+    assert_eq!(
+        r.retry_after_secs,
+        Some(12),
+        "5 per minute per pair: one every 12 s"
+    );
+    lt.check(&ip(20), "alice@example.com").unwrap();
 }
 
 #[test]
-fn login_lockout_doubles_and_resets_on_success() {
+fn lockout_is_per_address_and_doubles_while_the_account_gets_a_progressive_delay() {
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let lt = LoginThrottle::new(LoginPolicy::default(), clock.clone());
     let acct = "bob@example.com";
+    let attacker = ip(1);
     for _ in 0..4 {
-        assert_eq!(lt.record_failure(acct), None);
+        assert_eq!(lt.record_failure(&attacker, acct), None);
     }
-    assert_eq!(lt.record_failure(acct), Some(Duration::from_secs(60)));
-    let r = lt.check(&ip(1), acct).unwrap_err();
+    assert_eq!(
+        lt.check(&ip(9), acct).unwrap(),
+        Duration::ZERO,
+        "below the delay threshold"
+    );
+    assert_eq!(
+        lt.record_failure(&attacker, acct),
+        Some(Duration::from_secs(60))
+    );
+    let r = lt.check(&attacker, acct).unwrap_err();
     assert_eq!((r.policy.as_str(), r.retry_after_secs), ("login", Some(60)));
-    assert!(r.detail.contains("locked until"), "{}", r.detail);
+    assert!(r.detail.contains("locked"), "{}", r.detail);
+    // The owner, from another address, is not locked out: only slowed down.
+    assert_eq!(lt.check(&ip(2), acct).unwrap(), Duration::from_millis(250));
     clock.advance(chrono::Duration::seconds(61));
-    lt.check(&ip(2), acct).unwrap();
+    lt.check(&attacker, acct).unwrap();
 
     let mut locks = Vec::new();
     for _ in 0..8 {
-        locks.push(lt.record_failure(acct).unwrap().as_secs());
+        locks.push(lt.record_failure(&attacker, acct).unwrap().as_secs());
     }
     assert_eq!(locks, [120, 240, 480, 960, 1920, 3600, 3600, 3600]);
     assert_eq!(
-        lt.check(&ip(3), acct).unwrap_err().retry_after_secs,
+        lt.check(&attacker, acct).unwrap_err().retry_after_secs,
         Some(3600)
     );
+    assert_eq!(
+        lt.check(&ip(3), acct).unwrap(),
+        Duration::from_secs(4),
+        "capped"
+    );
     // Other accounts are not affected.
-    lt.check(&ip(4), "carol@example.com").unwrap();
+    assert_eq!(
+        lt.check(&ip(4), "carol@example.com").unwrap(),
+        Duration::ZERO
+    );
 
-    lt.record_success(acct);
-    lt.check(&ip(5), acct).unwrap();
-    assert_eq!(lt.record_failure(acct), None, "success reset the count");
+    // The owner signs in from elsewhere: the delay is gone, the attacker stays locked out.
+    lt.record_success(&ip(5), acct);
+    assert_eq!(lt.check(&ip(5), acct).unwrap(), Duration::ZERO);
+    assert!(lt.check(&attacker, acct).is_err());
+    assert_eq!(
+        lt.record_failure(&ip(5), acct),
+        None,
+        "success reset the pair"
+    );
 }

@@ -33,7 +33,7 @@ async fn signup_creates_schema_with_history_owner_and_two_keys() {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     let hashes: Vec<Vec<u8>> = sqlx::query_scalar("SELECT key_hash FROM t_acme_corp.api_keys")
         .fetch_all(&pool)
         .await
@@ -53,6 +53,7 @@ async fn a_failure_halfway_through_provisioning_leaves_nothing() {
     let app = spawn_with(Options {
         fail_points: FailPoints {
             provisioning_before_commit: true,
+            ..FailPoints::default()
         },
         ..Default::default()
     })

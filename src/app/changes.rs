@@ -1,0 +1,50 @@
+//! One `LISTEN` connection per instance for every change other instances (or operators) make:
+//! tenants and tiers (the directory) and API keys (the key cache). After a reconnect,
+//! notifications may have been missed: the directory reloads and the key cache empties.
+
+use super::directory::TenantDirectory;
+use super::key_cache::{KeyCache, parse_hex_hash};
+use crate::db::listen::{Heard, spawn_listener};
+use crate::db::tenants::{API_KEY_CHANGED_CHANNEL, TENANT_CHANGED_CHANNEL, TIERS_CHANGED_CHANNEL};
+use std::sync::Weak;
+
+/// Starts the listener; it ends when the directory is dropped.
+pub fn spawn(database_url: String, directory: Weak<TenantDirectory>, keys: Weak<KeyCache>) {
+    spawn_listener(
+        database_url,
+        vec![
+            TENANT_CHANGED_CHANNEL,
+            TIERS_CHANGED_CHANNEL,
+            API_KEY_CHANGED_CHANNEL,
+        ],
+        move |heard| {
+            let (directory, keys) = (directory.upgrade(), keys.upgrade());
+            async move {
+                let Some(directory) = directory else {
+                    return false;
+                };
+                match &heard {
+                    Heard::Notification { channel, payload }
+                        if channel == API_KEY_CHANGED_CHANNEL =>
+                    {
+                        match (parse_hex_hash(payload), &keys) {
+                            (Some(hash), Some(keys)) => keys.forget(&hash),
+                            (None, _) => {
+                                tracing::warn!(%payload, "ignoring malformed key notification")
+                            }
+                            _ => {}
+                        }
+                    }
+                    Heard::Reconnected => {
+                        if let Some(keys) = &keys {
+                            keys.clear();
+                        }
+                        directory.on_heard(&heard).await;
+                    }
+                    Heard::Notification { .. } => directory.on_heard(&heard).await,
+                }
+                true
+            }
+        },
+    );
+}
