@@ -164,7 +164,13 @@ impl Db {
         ] {
             let names: Vec<String> = row.try_get(column)?;
             if !names.is_empty() {
-                violations.push(format!("{what} {}", names.join(", ")));
+                // Thousands of tenant schemas would make an unreadable message.
+                let more = names.len().saturating_sub(SHOWN_NAMES);
+                let mut list = names[..names.len().min(SHOWN_NAMES)].join(", ");
+                if more > 0 {
+                    list.push_str(&format!(" and {more} more"));
+                }
+                violations.push(format!("{what} {list}"));
             }
         }
         if row.try_get::<bool, _>("db_temp")? {
@@ -251,6 +257,9 @@ pub(super) fn pg_code(err: &tokio_postgres::Error) -> Option<&str> {
     err.as_db_error().map(|e| e.code().code())
 }
 
+/// How many schema or relation names a privilege violation lists.
+const SHOWN_NAMES: usize = 10;
+
 /// What [`Db::verify_app_privileges`] reads, as the request role. "Outside PostgreSQL's own"
 /// means every schema but `pg_*` and `information_schema`, so `public` is checked too.
 /// `pg_has_role(…, 'MEMBER')` is true for the owner itself and for any role that may `SET ROLE`
@@ -270,7 +279,7 @@ SELECT r.rolname::text AS rolname, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r
               ORDER BY 1) AS create_schemas,
        ARRAY(SELECT format('%I.%I', o.nspname, c.relname) FROM pg_class c
                JOIN ours o ON o.oid = c.relnamespace
-              WHERE pg_has_role(c.relowner, 'MEMBER') ORDER BY 1 LIMIT 20) AS owned_relations
+              WHERE pg_has_role(c.relowner, 'MEMBER') ORDER BY 1) AS owned_relations
   FROM pg_roles r
  WHERE r.rolname = current_user";
 
