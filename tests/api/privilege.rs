@@ -512,7 +512,14 @@ async fn readiness_shows_states_not_causes_when_database_and_redis_are_unreachab
         clock,
         true,
     ));
-    let client = poem::test::TestClient::new(montecarlo_platform::http::routes(app));
+    // The readiness operation itself, served alone (independent of how the full route tree is
+    // assembled); the middleware around it adds headers, never body text.
+    let api = poem_openapi::OpenApiService::new(
+        montecarlo_platform::http::health::HealthApi { app },
+        "readiness",
+        "test",
+    );
+    let client = poem::test::TestClient::new(api);
     let resp = client.get("/health/ready").send().await;
     resp.assert_status(poem::http::StatusCode::SERVICE_UNAVAILABLE);
     let text = resp.0.into_body().into_string().await.unwrap();
