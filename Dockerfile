@@ -10,4 +10,8 @@ COPY --from=build /src/target/release/montecarlo-platform /usr/local/bin/monteca
 USER app
 EXPOSE 8080
 ENV BIND_ADDRESS=0.0.0.0:8080
+# Production defaults: refuses to start without DATABASE_URL, DATABASE_APP_URL and real secrets
+# (see README, "Production settings"). Override with PRODUCTION=false for a local experiment.
+ENV PRODUCTION=true
+ENV LOG_FORMAT=json
 ENTRYPOINT ["/usr/local/bin/montecarlo-platform"]

@@ -2,12 +2,14 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/montecarlo` | PostgreSQL; the database is created if missing |
+//! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/montecarlo` | PostgreSQL as the owner role (migrations, provisioning, grants); the database is created if missing |
+//! | `DATABASE_APP_URL` | derived (development only) | PostgreSQL as the application role the request path uses; required when `PRODUCTION=true` |
+//! | `DATABASE_APP_ROLE` | `montecarlo_app` | development only: the role `DATABASE_APP_URL` is derived with (`DATABASE_URL` with its user replaced), created at start-up if missing |
 //! | `DATABASE_MAX_CONNECTIONS` | `16` | request pool size |
 //! | `BIND_ADDRESS` | `127.0.0.1:8080` | listen address |
 //! | `BASE_DOMAIN` | `localhost` | tenants live at `<slug>.<BASE_DOMAIN>` |
 //! | `JWT_SECRET` | generated (development only) | HS256 secret, at least 32 bytes |
-//! | `PRODUCTION` | `false` | refuses generated secrets |
+//! | `PRODUCTION` | `false` | refuses generated, placeholder or weak secrets and a derived `DATABASE_APP_URL` |
 //! | `LOG_FORMAT` | `text` | `text` or `json` |
 //! | `REDIS_URL` | unset | shared quota store; unset = PostgreSQL counters |
 //! | `REDIS_KEY_PREFIX` | `mc:` | namespace for Redis keys |
@@ -18,6 +20,13 @@
 //! | `MAX_IN_FLIGHT_REQUESTS` | `1024` | requests served at once; beyond, 503 with `Retry-After` (health checks exempt) |
 //! | `REQUEST_TIMEOUT_SECS` | `300` | a request still running after this answers 503 (health checks exempt) |
 //! | `TRUSTED_PROXIES` | unset | comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` / `Forwarded` names the client |
+//!
+//! # Secrets in production
+//! With `PRODUCTION=true`, `JWT_SECRET` and `ADMIN_TOKEN` must each be at least
+//! [`MIN_SECRET_BYTES`] bytes, contain no placeholder marker ([`PLACEHOLDER_MARKERS`], compared
+//! case-insensitively), have at least [`MIN_DISTINCT_SECRET_BYTES`] distinct byte values, and
+//! differ from each other. This catches placeholders and degenerate values, not every weak
+//! secret: generate them (`openssl rand -base64 48`, `openssl rand -hex 32`).
 
 use std::fmt;
 
@@ -65,8 +74,15 @@ pub struct FailPoints {
 /// Service configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// PostgreSQL URL (may contain a password).
+    /// PostgreSQL URL of the owner role: migrations, provisioning and grants (may contain a
+    /// password).
     pub database_url: Secret<String>,
+    /// PostgreSQL URL of the application role: every request's queries. It owns nothing and may
+    /// not create objects (checked at start-up).
+    pub database_app_url: Secret<String>,
+    /// `Some(role)` when `DATABASE_APP_URL` was unset and derived from `DATABASE_URL` with this
+    /// role (development only): start-up creates the role if it is missing.
+    pub database_app_role_derived: Option<String>,
     /// Request pool size.
     pub database_max_connections: u32,
     /// Listen address; port 0 picks a free port.
@@ -111,12 +127,120 @@ pub struct ConfigError(pub String);
 /// Default local database URL.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/montecarlo";
 
+/// Default application role (development: `DATABASE_APP_URL` derived with it).
+pub const DEFAULT_APP_ROLE: &str = "montecarlo_app";
+
+/// Minimum length of `JWT_SECRET` and `ADMIN_TOKEN`, bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Production: a secret must have at least this many distinct byte values. Not 16: a
+/// 64-character `openssl rand -hex 32` secret (256 random bits) lacks one of the 16 hex digits
+/// about one time in four; 32 random hex digits fall below 10 about once in 12 000.
+pub const MIN_DISTINCT_SECRET_BYTES: usize = 10;
+
+/// Production: a secret containing one of these (case-insensitively) is a placeholder.
+pub const PLACEHOLDER_MARKERS: &[&str] = &[
+    "change-me",
+    "changeme",
+    "change_me",
+    "placeholder",
+    "example",
+    "secret",
+    "password",
+    "default",
+    "dummy",
+    "sample",
+    "insecure",
+    "replace",
+    "qwerty",
+    "01234567",
+    "abcdefgh",
+];
+
+/// Why `value` is not acceptable as a production secret, if it is not.
+pub fn weak_secret_reason(value: &[u8]) -> Option<String> {
+    if value.len() < MIN_SECRET_BYTES {
+        return Some(format!(
+            "is {} bytes long; at least {MIN_SECRET_BYTES} are required",
+            value.len()
+        ));
+    }
+    let lower = value.to_ascii_lowercase();
+    if let Some(marker) = PLACEHOLDER_MARKERS
+        .iter()
+        .find(|m| lower.windows(m.len()).any(|w| w == m.as_bytes()))
+    {
+        return Some(format!("contains the placeholder marker {marker:?}"));
+    }
+    let mut seen = [false; 256];
+    for b in value {
+        seen[usize::from(*b)] = true;
+    }
+    let distinct = seen.iter().filter(|s| **s).count();
+    if distinct < MIN_DISTINCT_SECRET_BYTES {
+        return Some(format!(
+            "has only {distinct} distinct characters; at least {MIN_DISTINCT_SECRET_BYTES} are required"
+        ));
+    }
+    None
+}
+
+/// `owner_url` with its user (and password) replaced by `role`: the development application
+/// connection (local trust authentication needs no password).
+///
+/// # Errors
+/// When `owner_url` is not a `postgres://` / `postgresql://` URL or names its user in the query
+/// string: then `DATABASE_APP_URL` must be given.
+pub fn derive_app_url(owner_url: &str, role: &str) -> Result<String, ConfigError> {
+    let refuse = |why: &str| {
+        ConfigError(format!(
+            "cannot derive DATABASE_APP_URL from DATABASE_URL ({why}): set DATABASE_APP_URL"
+        ))
+    };
+    let (scheme, rest) = owner_url
+        .split_once("://")
+        .filter(|(s, _)| matches!(*s, "postgres" | "postgresql"))
+        .ok_or_else(|| refuse("not a postgres:// URL"))?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.is_empty() {
+        return Err(refuse("no host"));
+    }
+    if let Some((_, query)) = tail.split_once('?')
+        && query
+            .split('&')
+            .any(|p| p.starts_with("user=") || p.starts_with("password="))
+    {
+        return Err(refuse("user or password in the query string"));
+    }
+    Ok(format!("{scheme}://{role}@{host}{tail}"))
+}
+
+/// The user named in a `postgres://` URL, if any.
+fn url_user(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let userinfo = authority.rsplit_once('@')?.0;
+    Some(userinfo.split_once(':').map_or(userinfo, |(u, _)| u))
+}
+
+fn valid_role_name(role: &str) -> bool {
+    (1..=63).contains(&role.len())
+        && role.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && role
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !role.starts_with("pg_")
+}
+
 impl Settings {
     /// Reads the environment (see the module table).
     ///
     /// # Errors
     /// When a value does not parse, a secret is shorter than 32 bytes, or production mode lacks
-    /// `JWT_SECRET`.
+    /// `JWT_SECRET`, `DATABASE_URL` or `DATABASE_APP_URL`, or is given a placeholder or weak
+    /// secret (see the module docs).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -137,7 +261,7 @@ impl Settings {
         };
         let jwt_secret_generated = get("JWT_SECRET").is_none();
         let jwt_secret = match get("JWT_SECRET") {
-            Some(s) if s.len() >= 32 => s.into_bytes(),
+            Some(s) if s.len() >= MIN_SECRET_BYTES => s.into_bytes(),
             Some(_) => return Err(ConfigError("JWT_SECRET must be at least 32 bytes".into())),
             None if production => {
                 return Err(ConfigError(
@@ -154,9 +278,69 @@ impl Settings {
             }
         };
         let admin_token = match get("ADMIN_TOKEN") {
-            Some(s) if s.len() >= 32 => Some(Secret::new(s)),
+            Some(s) if s.len() >= MIN_SECRET_BYTES => Some(Secret::new(s)),
             Some(_) => return Err(ConfigError("ADMIN_TOKEN must be at least 32 bytes".into())),
             None => None,
+        };
+        if production {
+            let secrets = [
+                ("JWT_SECRET", Some(jwt_secret.as_slice())),
+                (
+                    "ADMIN_TOKEN",
+                    admin_token.as_ref().map(|t| t.expose().as_bytes()),
+                ),
+            ];
+            for (name, value) in secrets {
+                if let Some(why) = value.and_then(weak_secret_reason) {
+                    return Err(ConfigError(format!(
+                        "{name} {why} (PRODUCTION=true refuses placeholder and weak secrets; \
+                         generate one with `openssl rand -base64 48`)"
+                    )));
+                }
+            }
+            if admin_token
+                .as_ref()
+                .is_some_and(|t| t.expose().as_bytes() == jwt_secret.as_slice())
+            {
+                return Err(ConfigError(
+                    "ADMIN_TOKEN and JWT_SECRET must differ when PRODUCTION=true".into(),
+                ));
+            }
+        }
+        let database_url = match get("DATABASE_URL") {
+            Some(url) => url,
+            None if production => {
+                return Err(ConfigError(
+                    "DATABASE_URL is required when PRODUCTION=true".into(),
+                ));
+            }
+            None => DEFAULT_DATABASE_URL.into(),
+        };
+        let (database_app_url, database_app_role_derived) = match get("DATABASE_APP_URL")
+            .filter(|u| !u.is_empty())
+        {
+            Some(url) => (url, None),
+            None if production => {
+                return Err(ConfigError(
+                        "DATABASE_APP_URL is required when PRODUCTION=true: the request path must \
+                         connect as an application role that owns nothing (see README, Production settings)"
+                            .into(),
+                    ));
+            }
+            None => {
+                let role = get("DATABASE_APP_ROLE").unwrap_or_else(|| DEFAULT_APP_ROLE.into());
+                if !valid_role_name(&role) {
+                    return Err(ConfigError(format!(
+                        "DATABASE_APP_ROLE must match ^[a-z_][a-z0-9_]{{0,62}}$ and not start with pg_, got {role:?}"
+                    )));
+                }
+                if url_user(&database_url) == Some(role.as_str()) {
+                    return Err(ConfigError(format!(
+                        "DATABASE_APP_ROLE {role:?} is the DATABASE_URL user: the request path needs a role of its own"
+                    )));
+                }
+                (derive_app_url(&database_url, &role)?, Some(role))
+            }
         };
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -184,9 +368,9 @@ impl Settings {
             )));
         }
         Ok(Self {
-            database_url: Secret::new(
-                get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
-            ),
+            database_url: Secret::new(database_url),
+            database_app_url: Secret::new(database_app_url),
+            database_app_role_derived,
             database_max_connections: number("DATABASE_MAX_CONNECTIONS", 16)?.clamp(1, 1000) as u32,
             bind_address: get("BIND_ADDRESS").unwrap_or_else(|| "127.0.0.1:8080".into()),
             base_domain,
@@ -223,6 +407,25 @@ impl Settings {
                 .collect::<Result<_, _>>()?,
         })
     }
+
+    /// Development only: the secrets that production mode would refuse, and why (start-up logs
+    /// them as warnings).
+    pub fn secret_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.jwt_secret_generated
+            && let Some(why) = weak_secret_reason(self.jwt_secret.expose())
+        {
+            out.push(format!("JWT_SECRET {why}"));
+        }
+        if let Some(why) = self
+            .admin_token
+            .as_ref()
+            .and_then(|t| weak_secret_reason(t.expose().as_bytes()))
+        {
+            out.push(format!("ADMIN_TOKEN {why}"));
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -252,9 +455,187 @@ mod tests {
     fn production_refuses_generated_or_short_secrets() {
         assert!(settings(&[("PRODUCTION", "true")]).is_err());
         assert!(settings(&[("JWT_SECRET", "short")]).is_err());
-        assert!(settings(&[("PRODUCTION", "true"), ("JWT_SECRET", &"k".repeat(32))]).is_ok());
         assert!(settings(&[("ADMIN_TOKEN", "short")]).is_err());
         assert!(settings(&[("LOG_FORMAT", "xml")]).is_err());
+        let mut pairs = production();
+        pairs.retain(|(k, _)| *k != "JWT_SECRET");
+        assert!(settings(&pairs).is_err());
+    }
+
+    /// Strong, distinct secrets (random base64) and both database URLs.
+    const STRONG_JWT: &str = "q8V1nZ3kR0x7TgWb2mLcYp4sHd9Ae6Uf5Jo+KiNt/Q=";
+    const STRONG_ADMIN: &str = "Xr5Lm2Qw8Zb1Nc7Vd4Kf0Hg3Jt6Ps9Ay-Eu_Io";
+
+    fn production() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("PRODUCTION", "true"),
+            ("JWT_SECRET", STRONG_JWT),
+            ("ADMIN_TOKEN", STRONG_ADMIN),
+            ("DATABASE_URL", "postgres://owner:pw1@db:5432/montecarlo"),
+            ("DATABASE_APP_URL", "postgres://app:pw2@db:5432/montecarlo"),
+        ]
+    }
+
+    fn with(
+        pairs: &[(&'static str, &'static str)],
+        key: &'static str,
+        value: &'static str,
+    ) -> Vec<(&'static str, &'static str)> {
+        let mut out: Vec<_> = pairs.iter().copied().filter(|(k, _)| *k != key).collect();
+        out.push((key, value));
+        out
+    }
+
+    fn refused(pairs: &[(&str, &str)]) -> String {
+        match settings(pairs) {
+            Ok(_) => panic!("settings accepted: {pairs:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    #[test]
+    fn production_accepts_strong_distinct_secrets_and_explicit_urls() {
+        let s = settings(&production()).unwrap();
+        assert!(s.production);
+        assert_eq!(
+            s.database_app_url.expose(),
+            "postgres://app:pw2@db:5432/montecarlo"
+        );
+        assert_eq!(s.database_app_role_derived, None);
+        assert!(s.secret_warnings().is_empty());
+        // Generated hex and base64 secrets pass.
+        for secret in [
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "d2f1c4b0a9e87c6d5b4a39281706f5e4",
+        ] {
+            assert!(weak_secret_reason(secret.as_bytes()).is_none(), "{secret}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_placeholder_and_weak_secrets() {
+        let base = production();
+        for (key, value, why) in [
+            // The values docker-compose.yml used to ship.
+            (
+                "JWT_SECRET",
+                "local-compose-jwt-secret-change-me-0000",
+                "change-me",
+            ),
+            (
+                "ADMIN_TOKEN",
+                "local-compose-admin-token-change-me-000",
+                "change-me",
+            ),
+            (
+                "JWT_SECRET",
+                "CHANGEME-CHANGEME-CHANGEME-CHANGEME",
+                "changeme",
+            ),
+            (
+                "JWT_SECRET",
+                "please-replace-this-value-before-going-live",
+                "replace",
+            ),
+            (
+                "ADMIN_TOKEN",
+                "my-super-secret-admin-token-for-prod",
+                "secret",
+            ),
+            (
+                "JWT_SECRET",
+                "an-example-value-that-is-long-enough",
+                "example",
+            ),
+            (
+                "JWT_SECRET",
+                "xK9-placeholder-vQ2-zL7-mN4-pR8-tW1",
+                "placeholder",
+            ),
+            (
+                "JWT_SECRET",
+                "test-jwt-secret-0123456789abcdefghijklmnop",
+                "secret",
+            ),
+            (
+                "JWT_SECRET",
+                "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk",
+                "distinct",
+            ),
+            (
+                "JWT_SECRET",
+                "abababababababababababababababababab",
+                "distinct",
+            ),
+            (
+                "ADMIN_TOKEN",
+                "1213141516171819121314151617181912",
+                "distinct",
+            ),
+            ("JWT_SECRET", "short-but-R4nd0m-xQ", "at least 32 bytes"),
+        ] {
+            let detail = refused(&with(&base, key, value));
+            assert!(detail.contains(key), "{detail}");
+            assert!(detail.contains(why), "{value}: {detail}");
+        }
+        let detail = refused(&with(&base, "ADMIN_TOKEN", STRONG_JWT));
+        assert!(detail.contains("must differ"), "{detail}");
+        // Development accepts them, with a warning at start-up.
+        let dev = settings(&[("JWT_SECRET", "local-compose-jwt-secret-change-me-0000")]).unwrap();
+        assert_eq!(dev.secret_warnings().len(), 1);
+    }
+
+    #[test]
+    fn production_refuses_a_derived_or_missing_application_url() {
+        let mut base = production();
+        base.retain(|(k, _)| *k != "DATABASE_APP_URL");
+        let detail = refused(&base);
+        assert!(detail.contains("DATABASE_APP_URL is required"), "{detail}");
+        let detail = refused(&with(&base, "DATABASE_APP_URL", ""));
+        assert!(detail.contains("DATABASE_APP_URL is required"), "{detail}");
+        let mut no_owner = production();
+        no_owner.retain(|(k, _)| *k != "DATABASE_URL");
+        assert!(refused(&no_owner).contains("DATABASE_URL is required"));
+    }
+
+    #[test]
+    fn development_derives_the_application_url_from_the_owner_url() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(
+            s.database_app_url.expose(),
+            "postgres://montecarlo_app@127.0.0.1:5432/montecarlo"
+        );
+        assert_eq!(
+            s.database_app_role_derived.as_deref(),
+            Some(DEFAULT_APP_ROLE)
+        );
+        let s = settings(&[
+            (
+                "DATABASE_URL",
+                "postgresql://owner:p%40ss@db.internal:6432/mc?sslmode=disable",
+            ),
+            ("DATABASE_APP_ROLE", "mc_reader_1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.database_app_url.expose(),
+            "postgresql://mc_reader_1@db.internal:6432/mc?sslmode=disable"
+        );
+        assert!(!format!("{s:?}").contains("p%40ss"));
+        assert_eq!(
+            derive_app_url("postgres://127.0.0.1/x", "r").unwrap(),
+            "postgres://r@127.0.0.1/x"
+        );
+        for bad in ["Robert'); DROP", "pg_monitor", "", "1abc"] {
+            assert!(settings(&[("DATABASE_APP_ROLE", bad)]).is_err(), "{bad:?}");
+        }
+        assert!(settings(&[("DATABASE_APP_ROLE", "postgres")]).is_err());
+        assert!(derive_app_url("host=db user=owner", "r").is_err());
+        assert!(derive_app_url("postgres://db/x?user=owner", "r").is_err());
+        // An explicit URL is used as given and nothing is created.
+        let s = settings(&[("DATABASE_APP_URL", "postgres://app@db/x")]).unwrap();
+        assert_eq!(s.database_app_url.expose(), "postgres://app@db/x");
+        assert_eq!(s.database_app_role_derived, None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Start-up as a function tests can call: [`Application::build`] prepares the database
-//! (creates it, runs platform migrations, migrates lagging tenant schemas), wires the services
-//! and binds the listener (port 0 picks a free port). The composition root: the only module
-//! that knows every layer.
+//! (creates it, creates the development application role, runs platform migrations, migrates
+//! lagging tenant schemas, grants the application role what the request path needs and checks
+//! that it can do no more), wires the services and binds the listener (port 0 picks a free
+//! port). The composition root: the only module that knows every layer.
 
 use crate::app::App;
 use crate::app::directory::TenantDirectory;
@@ -92,13 +93,23 @@ impl Application {
         settings: Settings,
         clock: SharedClock,
     ) -> Result<Self, StartupError> {
+        for warning in settings.secret_warnings() {
+            tracing::warn!(
+                "{warning}: acceptable in development only, refused with PRODUCTION=true"
+            );
+        }
         let url = settings.database_url.expose().clone();
+        let app_url = settings.database_app_url.expose().clone();
         db::ensure_database(&url).await?;
-        let db = Db::connect_lazy(
+        let db = Db::connect_lazy_as(
             &url,
+            &app_url,
             settings.database_max_connections,
             settings.tenant_migration_concurrency + 2,
         )?;
+        if let Some(role) = &settings.database_app_role_derived {
+            db.ensure_app_role(role).await?;
+        }
         let applied = db::migrate_platform(&db).await?;
         if applied > 0 {
             tracing::info!(applied, "platform migrations applied");
@@ -117,6 +128,7 @@ impl Application {
                 "tenant migrations"
             );
         }
+        db.verify_app_privileges().await?;
         let quotas = Quotas::with_options(
             QuotaConfig {
                 redis_url: settings.redis_url.clone(),
@@ -144,7 +156,7 @@ impl Application {
             summary.failed.is_empty(),
         ));
         crate::app::changes::spawn(
-            url.clone(),
+            app_url,
             Arc::downgrade(&app.directory),
             Arc::downgrade(&app.key_cache),
         );

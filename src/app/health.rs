@@ -1,4 +1,6 @@
 //! Readiness: PostgreSQL reachable, every schema at the latest migration, quota store state.
+//! Component states only: a cause (which may name hosts, ports, users or databases) is logged
+//! at `warn`, never returned, because readiness answers anyone who asks.
 
 use crate::db::{self, Db};
 use crate::quota::{QuotaHealth, Quotas};
@@ -8,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// The state of each dependency.
 #[derive(Debug, Clone)]
 pub struct Readiness {
-    /// `ok` or the error.
-    pub database: String,
+    /// `ok` or `unavailable`.
+    pub database: &'static str,
     /// `current`, `behind` or `unknown`.
     pub platform_migrations: &'static str,
     /// `current` or `behind`.
@@ -24,6 +26,19 @@ impl Readiness {
         self.database == "ok"
             && self.platform_migrations == "current"
             && self.tenant_migrations == "current"
+    }
+}
+
+/// `(database, platform_migrations)` for the platform migration check's outcome; a failure is
+/// logged with its cause and shown as `unavailable` / `unknown`.
+pub fn database_state(checked: Result<bool, sqlx::Error>) -> (&'static str, &'static str) {
+    match checked {
+        Ok(true) => ("ok", "current"),
+        Ok(false) => ("ok", "behind"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: the database check failed");
+            ("unavailable", "unknown")
+        }
     }
 }
 
@@ -46,11 +61,8 @@ impl HealthService {
 
     /// Checks every dependency.
     pub async fn readiness(&self) -> Readiness {
-        let (database, platform_migrations) = match db::platform_is_current(&self.db).await {
-            Ok(true) => ("ok".to_string(), "current"),
-            Ok(false) => ("ok".to_string(), "behind"),
-            Err(e) => (format!("error: {e}"), "unknown"),
-        };
+        let (database, platform_migrations) =
+            database_state(db::platform_is_current(&self.db).await);
         let tenant_migrations = if self.tenants_current.load(Ordering::Acquire) {
             "current"
         } else {
@@ -62,5 +74,25 @@ impl HealthService {
             tenant_migrations,
             quota_store: self.quotas.health().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_failure_is_a_state_not_its_cause() {
+        let refused = sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connect to 10.1.2.3:5432 as montecarlo_app: connection refused",
+        ));
+        assert_eq!(database_state(Err(refused)), ("unavailable", "unknown"));
+        assert_eq!(
+            database_state(Err(sqlx::Error::PoolTimedOut)),
+            ("unavailable", "unknown")
+        );
+        assert_eq!(database_state(Ok(true)), ("ok", "current"));
+        assert_eq!(database_state(Ok(false)), ("ok", "behind"));
     }
 }

@@ -76,8 +76,8 @@ impl TenantContext {
     }
 }
 
-/// A transaction whose `search_path` is one tenant's schema (then `platform`). Dropping it
-/// without [`TenantTx::commit`] rolls back.
+/// A transaction whose `search_path` is one tenant's schema only (`platform` tables are always
+/// named schema-qualified). Dropping it without [`TenantTx::commit`] rolls back.
 pub struct TenantTx {
     tx: Transaction<'static, Postgres>,
 }

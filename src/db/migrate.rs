@@ -1,9 +1,15 @@
 //! Migrations: `platform_migrations/` once into the `platform` schema, `tenant_migrations/`
 //! into every tenant schema (refinery's history table kept per schema), run inside our own
 //! transactions so provisioning is atomic and concurrent instances migrate one at a time.
+//!
+//! The application role's grants are made here too, in the transaction that migrated the
+//! tables they cover (so a table added by a new migration is never visible without them):
+//! [`PLATFORM_GRANTS`] after the platform migrations, [`TENANT_GRANTS`] after a tenant schema's.
+//! Every statement is idempotent.
 
 use super::pool::{Db, DbError};
 use crate::domain::SchemaName;
+use crate::domain::slug::quote_ident;
 use futures_util::{StreamExt, stream};
 use refinery::{AsyncMigrate, Migration};
 
@@ -43,8 +49,73 @@ pub async fn migrate_platform(db: &Db) -> Result<usize, DbError> {
     let report = embedded::platform::migrations::runner()
         .run_async(&mut TxMigrator(&tx))
         .await?;
+    if let Some(role) = &db.app_role {
+        grant_platform_in(&tx, role).await?;
+    }
     tx.commit().await?;
     Ok(report.applied_migrations().len())
+}
+
+/// What the request path may do on the database and in `platform`, exactly what `src/db` runs
+/// on the request pool: read tiers and tenants (directory), update the columns an admin may
+/// change (never `id`, `slug` or `schema_name`), read and insert key-directory rows (key
+/// lookup, key creation), read and upsert quota counters (PostgreSQL quota store), read the
+/// platform migration history (readiness). `{db}` and `{role}` are quoted identifiers.
+/// `TEMPORARY` is revoked from `PUBLIC` on the service's own database so no login role can
+/// create temporary tables there (the owner keeps it as owner).
+const PLATFORM_GRANTS: &str = "\
+REVOKE TEMPORARY ON DATABASE {db} FROM PUBLIC;
+REVOKE ALL ON DATABASE {db} FROM {role};
+GRANT CONNECT ON DATABASE {db} TO {role};
+REVOKE ALL ON SCHEMA platform FROM {role};
+GRANT USAGE ON SCHEMA platform TO {role};
+REVOKE ALL ON ALL TABLES IN SCHEMA platform FROM {role};
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA platform FROM {role};
+GRANT SELECT ON platform.tiers, platform.tenants, platform.api_key_directory,
+                platform.quota_counters, platform.refinery_schema_history TO {role};
+GRANT UPDATE (status, tier, trial_ends_at, overage_enabled, updated_at) ON platform.tenants TO {role};
+GRANT INSERT ON platform.api_key_directory TO {role};
+GRANT INSERT, UPDATE (used, overage) ON platform.quota_counters TO {role};";
+
+/// What the request path may do in a tenant schema: read and write rows of its tables and use
+/// their sequences (`bigserial` ids), except that `audit_log` is append-only and refinery's
+/// history is not the request path's business. `{schema}` and `{role}` are quoted identifiers.
+const TENANT_GRANTS: &str = "\
+REVOKE ALL ON SCHEMA {schema} FROM {role};
+GRANT USAGE ON SCHEMA {schema} TO {role};
+REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role};
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {role};
+REVOKE ALL ON {schema}.refinery_schema_history FROM {role};
+REVOKE UPDATE, DELETE ON {schema}.audit_log FROM {role};";
+
+/// Grants `role` [`PLATFORM_GRANTS`] inside the platform migration's transaction.
+async fn grant_platform_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    role: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let db: String = tx.query_one("SELECT current_database()", &[]).await?.get(0);
+    tx.batch_execute(
+        &PLATFORM_GRANTS
+            .replace("{db}", &quote_ident(&db))
+            .replace("{role}", &quote_ident(role)),
+    )
+    .await
+}
+
+/// Grants `role` [`TENANT_GRANTS`] on `schema` inside the caller's transaction (provisioning, or
+/// a tenant's migration at start-up).
+pub(super) async fn grant_tenant_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    schema: &SchemaName,
+    role: &str,
+) -> Result<(), tokio_postgres::Error> {
+    tx.batch_execute(
+        &TENANT_GRANTS
+            .replace("{schema}", &schema.quoted())
+            .replace("{role}", &quote_ident(role)),
+    )
+    .await
 }
 
 /// Applies the tenant migrations to `schema` inside the caller's transaction (which must have
@@ -80,7 +151,10 @@ pub struct TenantMigrationSummary {
 
 /// Migrates every tenant schema that is behind, `concurrency` at a time. Each schema migrates
 /// in its own transaction under a per-schema advisory lock, so the run is resumable and safe
-/// with several instances starting at once.
+/// with several instances starting at once. The application role's grants are renewed in the
+/// same transaction when a migration was applied or the role cannot use the schema yet (a new
+/// role, or a schema from before grants existed); otherwise they are left alone, so a restart
+/// does not rewrite every tenant's catalog rows.
 ///
 /// # Errors
 /// When the tenant list cannot be read; per-tenant failures are reported in the summary.
@@ -113,6 +187,18 @@ pub async fn migrate_all_tenants(
                 )
                 .await?;
                 let n = migrate_tenant_in(&tx, &schema).await?;
+                if let Some(role) = &db.app_role {
+                    let usable: bool = tx
+                        .query_one(
+                            "SELECT has_schema_privilege($1::name, $2::text, 'USAGE')",
+                            &[role, &schema.as_str()],
+                        )
+                        .await?
+                        .get(0);
+                    if n > 0 || !usable {
+                        grant_tenant_in(&tx, &schema, role).await?;
+                    }
+                }
                 tx.commit().await?;
                 Ok::<usize, DbError>(n)
             }

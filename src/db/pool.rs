@@ -1,11 +1,18 @@
 //! The two connection pools and the database itself: the request pool (sqlx) that every
 //! repository query runs on, and the migration/provisioning pool (deadpool-postgres, because
 //! refinery drives tokio-postgres).
+//!
+//! Least privilege: the two pools connect as different roles. The migration/provisioning pool is
+//! the owner (`DATABASE_URL`): it creates schemas and tables and grants. The request pool is the
+//! application role (`DATABASE_APP_URL`): it reads and writes rows and owns nothing; the grants
+//! live in `migrate.rs`, beside the migrations whose tables they cover, and
+//! [`Db::verify_app_privileges`] refuses to serve when the request role could create or alter
+//! objects.
 
 use crate::domain::slug::quote_ident;
 use refinery::error::Error as RefineryError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, PgPool, Row};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -27,6 +34,12 @@ pub enum DbError {
     /// The URL or options are unusable.
     #[error("database configuration: {0}")]
     Config(String),
+    /// The request pool's role could create or alter objects.
+    #[error(
+        "the request connection (DATABASE_APP_URL) has more privilege than it may: {0}; \
+         connect it as a role that owns nothing (see README, Production settings)"
+    )]
+    Privilege(String),
 }
 
 /// Both pools. Cheap to clone (each pool is a handle).
@@ -34,11 +47,14 @@ pub enum DbError {
 pub struct Db {
     pub(super) pool: PgPool,
     pub(super) migrations: deadpool_postgres::Pool,
+    /// The request pool's role when it is not the owner: the role the grants name.
+    pub(super) app_role: Option<String>,
 }
 
 impl Db {
-    /// Pools for `url`: `max_connections` request connections (opened lazily) and
-    /// `migration_connections` for migrations and provisioning.
+    /// Both pools on one `url`, one role (tools, benchmarks and unit tests that need no split):
+    /// `max_connections` request connections (opened lazily) and `migration_connections` for
+    /// migrations and provisioning. No grants are made.
     ///
     /// # Errors
     /// When the URL does not parse.
@@ -47,10 +63,131 @@ impl Db {
         max_connections: u32,
         migration_connections: usize,
     ) -> Result<Self, DbError> {
+        Self::connect_lazy_as(url, url, max_connections, migration_connections)
+    }
+
+    /// The service's pools: migrations and provisioning as the owner (`owner_url`), requests as
+    /// the application role (`app_url`). When the two name different users, migrations and
+    /// provisioning grant the application role what the request path needs.
+    ///
+    /// # Errors
+    /// When a URL does not parse.
+    pub fn connect_lazy_as(
+        owner_url: &str,
+        app_url: &str,
+        max_connections: u32,
+        migration_connections: usize,
+    ) -> Result<Self, DbError> {
+        let owner = PgConnectOptions::from_str(owner_url)?;
+        let app = PgConnectOptions::from_str(app_url)?;
+        let app_role =
+            (app.get_username() != owner.get_username()).then(|| app.get_username().to_string());
         Ok(Self {
-            pool: request_pool(url, max_connections)?,
-            migrations: migration_pool(url, migration_connections)?,
+            pool: request_pool(app, max_connections),
+            migrations: migration_pool(owner_url, migration_connections)?,
+            app_role,
         })
+    }
+
+    /// Creates the application role `role` on the owner connection if it does not exist:
+    /// `LOGIN`, no password (development's trust authentication), and no power beyond what it is
+    /// granted (`NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS`). An
+    /// existing role is left as it is ([`Db::verify_app_privileges`] checks it). Roles are
+    /// cluster-wide: a concurrent creation by another instance (or test) is success.
+    ///
+    /// # Errors
+    /// When the owner may not create roles (then create it, or set `DATABASE_APP_URL`).
+    pub async fn ensure_app_role(&self, role: &str) -> Result<(), DbError> {
+        let client = self.migrations.get().await?;
+        let exists: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)",
+                &[&role],
+            )
+            .await?
+            .get(0);
+        if exists {
+            return Ok(());
+        }
+        let sql = format!(
+            "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS",
+            quote_ident(role)
+        );
+        match client.batch_execute(&sql).await {
+            Ok(()) => {
+                tracing::info!(role, "created the application role");
+                Ok(())
+            }
+            // duplicate_object, or unique_violation when the other creation was not yet
+            // committed when ours checked.
+            Err(e) if matches!(pg_code(&e), Some("42710" | "23505")) => Ok(()),
+            Err(e) => Err(DbError::Config(format!(
+                "cannot create the application role {role:?} ({e}); create it (LOGIN, no other \
+                 attribute) or set DATABASE_APP_URL"
+            ))),
+        }
+    }
+
+    /// Checks, on the request pool, that its role cannot create or alter objects: not a
+    /// superuser, no `CREATEROLE` / `CREATEDB` / `REPLICATION` / `BYPASSRLS`, no `CREATE` on the
+    /// database, and in no schema outside PostgreSQL's own does it own (or belong to the owner
+    /// of) the schema or a relation, or hold `CREATE`. Temporary tables are only warned about.
+    ///
+    /// # Errors
+    /// [`DbError::Privilege`] naming every violation; other variants when PostgreSQL fails.
+    pub async fn verify_app_privileges(&self) -> Result<(), DbError> {
+        let row = sqlx::query(PRIVILEGE_CHECK).fetch_one(&self.pool).await?;
+        let role: String = row.try_get("rolname")?;
+        let mut violations = Vec::new();
+        for (column, attribute) in [
+            ("rolsuper", "SUPERUSER"),
+            ("rolcreaterole", "CREATEROLE"),
+            ("rolcreatedb", "CREATEDB"),
+            ("rolreplication", "REPLICATION"),
+            ("rolbypassrls", "BYPASSRLS"),
+            (
+                "db_create",
+                "CREATE on the database (it could create schemas)",
+            ),
+        ] {
+            if row.try_get::<bool, _>(column)? {
+                violations.push(attribute.to_string());
+            }
+        }
+        for (column, what) in [
+            (
+                "owned_schemas",
+                "owns (or is a member of the owner of) schema",
+            ),
+            ("create_schemas", "has CREATE on schema"),
+            ("owned_relations", "owns (or is a member of the owner of)"),
+        ] {
+            let names: Vec<String> = row.try_get(column)?;
+            if !names.is_empty() {
+                // Thousands of tenant schemas would make an unreadable message.
+                let more = names.len().saturating_sub(SHOWN_NAMES);
+                let mut list = names[..names.len().min(SHOWN_NAMES)].join(", ");
+                if more > 0 {
+                    list.push_str(&format!(" and {more} more"));
+                }
+                violations.push(format!("{what} {list}"));
+            }
+        }
+        if row.try_get::<bool, _>("db_temp")? {
+            tracing::warn!(
+                role,
+                "the request role may create temporary tables (TEMPORARY on the database): \
+                 revoke it from PUBLIC or make the owner role the database's owner so start-up can"
+            );
+        }
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(DbError::Privilege(format!(
+                "role {role:?}: {}",
+                violations.join("; ")
+            )))
+        }
     }
 
     /// Runs an empty transaction on the provisioning pool (the provisioning benchmark's
@@ -109,16 +246,42 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
 }
 
 /// The request pool.
-///
-/// # Errors
-/// When the URL does not parse.
-fn request_pool(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
-    let opts = PgConnectOptions::from_str(url)?.application_name("montecarlo-platform");
-    Ok(PgPoolOptions::new()
+fn request_pool(opts: PgConnectOptions, max_connections: u32) -> PgPool {
+    PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with(opts))
+        .connect_lazy_with(opts.application_name("montecarlo-platform"))
 }
+
+pub(super) fn pg_code(err: &tokio_postgres::Error) -> Option<&str> {
+    err.as_db_error().map(|e| e.code().code())
+}
+
+/// How many schema or relation names a privilege violation lists.
+const SHOWN_NAMES: usize = 10;
+
+/// What [`Db::verify_app_privileges`] reads, as the request role. "Outside PostgreSQL's own"
+/// means every schema but `pg_*` and `information_schema`, so `public` is checked too.
+/// `pg_has_role(…, 'MEMBER')` is true for the owner itself and for any role that may `SET ROLE`
+/// to it.
+const PRIVILEGE_CHECK: &str = "\
+WITH ours AS (
+    SELECT oid, nspname, nspowner FROM pg_namespace
+     WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'
+)
+SELECT r.rolname::text AS rolname, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication,
+       r.rolbypassrls,
+       has_database_privilege(current_database(), 'CREATE') AS db_create,
+       has_database_privilege(current_database(), 'TEMPORARY') AS db_temp,
+       ARRAY(SELECT nspname::text FROM ours WHERE pg_has_role(nspowner, 'MEMBER')
+              ORDER BY 1) AS owned_schemas,
+       ARRAY(SELECT nspname::text FROM ours WHERE has_schema_privilege(oid, 'CREATE')
+              ORDER BY 1) AS create_schemas,
+       ARRAY(SELECT format('%I.%I', o.nspname, c.relname) FROM pg_class c
+               JOIN ours o ON o.oid = c.relnamespace
+              WHERE pg_has_role(c.relowner, 'MEMBER') ORDER BY 1) AS owned_relations
+  FROM pg_roles r
+ WHERE r.rolname = current_user";
 
 /// The migration / provisioning pool (deadpool-postgres, `RecyclingMethod::Clean`).
 ///

@@ -1,10 +1,12 @@
-//! Tenant provisioning in ONE PostgreSQL transaction on a migration-pool connection: platform
-//! row, `CREATE SCHEMA`, the tenant migrations, the owner, the initial API keys and the audit
-//! row. PostgreSQL DDL is transactional, so a failure at any step leaves nothing behind.
+//! Tenant provisioning in ONE PostgreSQL transaction on a migration-pool connection (the owner
+//! role): platform row, `CREATE SCHEMA`, the tenant migrations, the application role's grants,
+//! the owner, the initial API keys and the audit row. PostgreSQL DDL (and `GRANT`) is
+//! transactional, so a failure at any step leaves nothing behind, and a new tenant is usable by
+//! the request pool the moment it commits.
 
 use super::api_keys::{INSERT_DIRECTORY_ROW, INSERT_TENANT_ROW, NewKey};
-use super::migrate::migrate_tenant_in;
-use super::pool::Db;
+use super::migrate::{grant_tenant_in, migrate_tenant_in};
+use super::pool::{Db, pg_code};
 use super::users::UserRecord;
 use crate::domain::{DisplayName, TenantId, TenantSlug};
 use crate::error::AppError;
@@ -32,10 +34,6 @@ pub struct NewTenantRecord<'a> {
     pub audit_details: serde_json::Value,
     /// Test fault injection: fail just before commit.
     pub fail_before_commit: bool,
-}
-
-fn pg_code(err: &tokio_postgres::Error) -> Option<&str> {
-    err.as_db_error().map(|e| e.code().code())
 }
 
 /// Creates the tenant atomically.
@@ -82,6 +80,11 @@ pub async fn provision(db: &Db, t: NewTenantRecord<'_>) -> Result<(), AppError> 
     migrate_tenant_in(&tx, &schema)
         .await
         .map_err(AppError::internal)?;
+    if let Some(role) = &db.app_role {
+        grant_tenant_in(&tx, &schema, role)
+            .await
+            .map_err(AppError::internal)?;
+    }
 
     let o = t.owner;
     tx.execute(

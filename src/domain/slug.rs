@@ -104,9 +104,11 @@ impl SchemaName {
         quote_ident(&self.0)
     }
 
-    /// The transaction-local search_path value: this schema, then `platform`.
+    /// The transaction-local search_path value: this schema only. `platform` is not on it:
+    /// every platform table is named schema-qualified, so an unqualified name can only ever
+    /// resolve inside the tenant's own schema.
     pub fn search_path(&self) -> String {
-        format!("{}, platform", self.quoted())
+        self.quoted()
     }
 }
 
@@ -157,7 +159,7 @@ mod tests {
         let schema = slug.schema_name();
         assert_eq!(schema.as_str(), "t_acme_corp");
         assert_eq!(schema.quoted(), "\"t_acme_corp\"");
-        assert_eq!(schema.search_path(), "\"t_acme_corp\", platform");
+        assert_eq!(schema.search_path(), "\"t_acme_corp\"");
         assert!(SchemaName::parse("public").is_err());
         assert!(SchemaName::parse("t_a\"b").is_err());
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");

@@ -1,5 +1,6 @@
 //! `GET /health` (liveness) and `GET /health/ready` (PostgreSQL reachable, migrations current,
-//! quota store state).
+//! quota store state). Readiness is unauthenticated, so it shows component states only, never
+//! an error's text (causes are logged).
 
 use super::payload::Json;
 use super::tags::ApiTags;
@@ -29,13 +30,14 @@ pub struct Liveness {
 pub struct Readiness {
     /// `ready`, `degraded` (serving with reduced guarantees) or `unavailable`.
     pub status: String,
-    /// `ok` or the error.
+    /// `ok` or `unavailable` (the cause is logged, never shown).
     pub database: String,
     /// `current`, `behind` or `unknown`.
     pub platform_migrations: String,
     /// `current` when every tenant schema was migrated at start-up, else `behind`.
     pub tenant_migrations: String,
-    /// `not_configured` (PostgreSQL counters), `up`, or `degraded: …` (local limits only).
+    /// `not_configured` (PostgreSQL counters), `up`, or `degraded` (Redis unreachable: monthly
+    /// quotas enforced per instance; the cause is logged, never shown).
     pub quota_store: String,
 }
 
@@ -49,6 +51,16 @@ enum ReadyResponse {
     /// Not ready: the database is unreachable or a schema lags.
     #[oai(status = 503)]
     NotReady(Json<Readiness>),
+}
+
+/// The quota store's state as shown; the outage's start and cause are in the logs (the Redis
+/// store logs an outage when it begins, then at most once a minute).
+fn quota_store_state(health: &QuotaHealth) -> &'static str {
+    match health {
+        QuotaHealth::RedisNotConfigured => "not_configured",
+        QuotaHealth::RedisUp => "up",
+        QuotaHealth::RedisDegraded { .. } => "degraded",
+    }
 }
 
 #[OpenApi(tag = "ApiTags::Health")]
@@ -74,13 +86,7 @@ impl HealthApi {
         let r = self.app.health.readiness().await;
         let ok = r.is_ready();
         let degraded = r.quota_store.is_degraded();
-        let quota_store = match &r.quota_store {
-            QuotaHealth::RedisNotConfigured => "not_configured".to_string(),
-            QuotaHealth::RedisUp => "up".to_string(),
-            QuotaHealth::RedisDegraded { since, last_error } => {
-                format!("degraded since {}: {last_error}", since.to_rfc3339())
-            }
-        };
+        let quota_store = quota_store_state(&r.quota_store).to_string();
         let body = Readiness {
             status: if !ok {
                 "unavailable"
@@ -90,7 +96,7 @@ impl HealthApi {
                 "ready"
             }
             .into(),
-            database: r.database,
+            database: r.database.into(),
             platform_migrations: r.platform_migrations.into(),
             tenant_migrations: r.tenant_migrations.into(),
             quota_store,
@@ -100,5 +106,24 @@ impl HealthApi {
         } else {
             ReadyResponse::NotReady(Json(body))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redis_outage_is_a_state_not_its_cause() {
+        let degraded = QuotaHealth::RedisDegraded {
+            since: chrono::Utc::now(),
+            last_error: "Connection refused (os error 111) redis://:hunter2@10.1.2.3:6379".into(),
+        };
+        assert_eq!(quota_store_state(&degraded), "degraded");
+        assert_eq!(quota_store_state(&QuotaHealth::RedisUp), "up");
+        assert_eq!(
+            quota_store_state(&QuotaHealth::RedisNotConfigured),
+            "not_configured"
+        );
     }
 }

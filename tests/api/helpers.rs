@@ -17,6 +17,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub database_url: String,
+    /// The request pool's connection (the application role).
+    pub database_app_url: String,
     pub app_state: Arc<montecarlo_platform::app::App>,
 }
 
@@ -75,6 +77,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     })
     .expect("test settings");
     settings.fail_points = opts.fail_points;
+    let database_app_url = settings.database_app_url.expose().clone();
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 10, 12, 0, 0).unwrap(),
     ));
@@ -92,6 +95,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
             .unwrap(),
         clock,
         database_url,
+        database_app_url,
         app_state,
     }
 }

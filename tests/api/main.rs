@@ -9,6 +9,7 @@ mod accounts;
 mod isolation;
 mod keys;
 mod openapi;
+mod privilege;
 mod problems;
 mod provisioning;
 mod quotas;
