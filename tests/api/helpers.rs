@@ -30,6 +30,7 @@ pub struct Options {
     pub redis_prefix: Option<String>,
     pub database_url: Option<String>,
     pub login_attempts_per_minute: Option<u32>,
+    pub trusted_proxies: Option<String>,
 }
 
 fn init_logs() {
@@ -59,6 +60,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         .clone()
         .unwrap_or_else(|| format!("test:{}:", uuid::Uuid::new_v4().simple()));
     let login = opts.login_attempts_per_minute.map(|n| n.to_string());
+    let proxies = opts.trusted_proxies.clone();
     let max = opts.max_connections.map(|m| m.to_string());
     let redis = opts.redis_url.clone();
     let url = database_url.clone();
@@ -73,6 +75,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         "DATABASE_MAX_CONNECTIONS" => max.clone(),
         "SIMULATION_QUEUE_WAIT_MS" => Some("300".into()),
         "LOGIN_ATTEMPTS_PER_MINUTE" => login.clone(),
+        "TRUSTED_PROXIES" => proxies.clone(),
         _ => None,
     })
     .expect("test settings");
