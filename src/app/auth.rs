@@ -74,24 +74,38 @@ impl AuthService {
         Ok(known)
     }
 
-    async fn named(&self, named: Option<&NamedTenant>) -> Result<Option<Arc<Tenant>>, AppError> {
-        match named {
-            Some(n) => self.directory.resolve(n).await.map(Some),
-            None => Ok(None),
+    /// The tenant credentials belonging to `owner` act in. When the request names a tenant,
+    /// it must be `owner`; a named tenant that does not exist is answered like another
+    /// tenant's (401, with `foreign`'s wording), so credentials cannot discover tenants.
+    async fn tenant_for(
+        &self,
+        named: Option<&NamedTenant>,
+        owner: TenantId,
+        foreign: impl FnOnce(&NamedTenant) -> String,
+        unknown: &str,
+    ) -> Result<Arc<Tenant>, AppError> {
+        if let Some(n) = named {
+            return match self.directory.by_slug(&n.slug).await? {
+                Some(t) if t.id == owner => Ok(t),
+                _ => Err(AppError::unauthorized(foreign(n))),
+            };
         }
+        self.directory
+            .by_id(owner)
+            .await?
+            .ok_or_else(|| AppError::unauthorized(unknown.to_string()))
     }
 
     /// Authenticates an `X-API-Key` (format and checksum are checked before any query).
     ///
     /// # Errors
-    /// 401 for a malformed, unknown, revoked, expired or foreign key; 403 for a suspended
-    /// tenant; 404 for an unknown named tenant.
+    /// 401 for a malformed, unknown, revoked, expired or foreign key (a named tenant that does
+    /// not exist counts as foreign); 403 for a suspended tenant.
     pub async fn api_key(
         &self,
         named: Option<&NamedTenant>,
         raw: &str,
     ) -> Result<TenantContext, AppError> {
-        let named_tenant = self.named(named).await?;
         let key = ApiKeySecret::parse(raw.trim())
             .map_err(|why| AppError::unauthorized(format!("malformed API key: {why}")))?;
         let hash = key.hash();
@@ -105,21 +119,20 @@ impl AuthService {
         else {
             return Err(AppError::unauthorized("unknown API key"));
         };
-        let tenant = match (named, named_tenant) {
-            (Some(n), Some(t)) if t.id != tenant_id => {
-                return Err(AppError::unauthorized(format!(
-                    "this API key does not belong to tenant {:?} named by the {}",
-                    t.slug.as_str(),
-                    n.source
-                )));
-            }
-            (_, Some(t)) => t,
-            (_, None) => self
-                .directory
-                .by_id(tenant_id)
-                .await?
-                .ok_or_else(|| AppError::unauthorized("unknown API key"))?,
-        };
+        let tenant = self
+            .tenant_for(
+                named,
+                tenant_id,
+                |n| {
+                    format!(
+                        "this API key does not belong to tenant {:?} named by the {}",
+                        n.slug.as_str(),
+                        n.source
+                    )
+                },
+                "unknown API key",
+            )
+            .await?;
         let now = self.clock.now();
         if revoked {
             return Err(AppError::unauthorized("API key has been revoked"));
@@ -146,33 +159,32 @@ impl AuthService {
     /// Authenticates a bearer access token.
     ///
     /// # Errors
-    /// 401 for an invalid, expired or foreign token; 403 for a suspended tenant; 404 for an
-    /// unknown named tenant.
+    /// 401 for an invalid, expired or foreign token (a named tenant that does not exist counts
+    /// as foreign); 403 for a suspended tenant.
     pub async fn bearer(
         &self,
         named: Option<&NamedTenant>,
         token: &str,
     ) -> Result<TenantContext, AppError> {
-        let named_tenant = self.named(named).await?;
         let claims = self.jwt.verify(token, self.clock.now())?;
         let tid = TenantId::parse(&claims.tid)
             .map_err(|_| AppError::unauthorized("bearer token has a malformed tid claim"))?;
         let user = UserId::parse(&claims.sub)
             .map_err(|_| AppError::unauthorized("bearer token has a malformed sub claim"))?;
-        let tenant =
-            match (named, named_tenant) {
-                (Some(n), Some(t)) if t.id != tid => {
-                    return Err(AppError::unauthorized(format!(
+        let tenant = self
+            .tenant_for(
+                named,
+                tid,
+                |n| {
+                    format!(
                         "this bearer token was not issued for tenant {:?} named by the {}",
-                        t.slug.as_str(),
+                        n.slug.as_str(),
                         n.source
-                    )));
-                }
-                (_, Some(t)) => t,
-                (_, None) => self.directory.by_id(tid).await?.ok_or_else(|| {
-                    AppError::unauthorized("bearer token names an unknown tenant")
-                })?,
-            };
+                    )
+                },
+                "bearer token names an unknown tenant",
+            )
+            .await?;
         check_status(&tenant)?;
         Ok(TenantContext::authenticated(
             tenant,

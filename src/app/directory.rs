@@ -169,20 +169,6 @@ impl TenantDirectory {
         self.refresh(id).await
     }
 
-    /// The tenant a request named.
-    ///
-    /// # Errors
-    /// 404 naming the slug and where it came from; 500/503 when PostgreSQL fails.
-    pub async fn resolve(&self, named: &NamedTenant) -> Result<Arc<Tenant>, AppError> {
-        self.by_slug(&named.slug).await?.ok_or_else(|| {
-            AppError::not_found(format!(
-                "no tenant named {:?} (from the {})",
-                named.slug.as_str(),
-                named.source
-            ))
-        })
-    }
-
     /// Every tenant, oldest first, as cached (admin listings read PostgreSQL instead).
     pub fn cached(&self) -> Vec<Arc<Tenant>> {
         let mut all: Vec<_> = self.read().by_id.values().cloned().collect();

@@ -631,3 +631,79 @@ async fn responses_carry_security_headers_and_405_says_allow() {
     r.problem(405);
     assert_eq!(r.headers.get("allow").unwrap(), "GET");
 }
+
+fn long_simulation(paths: u64) -> Value {
+    json!({"assets": [{"weight": 1.0, "drift": 0.05, "volatility": 0.2}], "initial_value": 1000,
+           "horizon_years": 100, "steps_per_year": 252, "paths": paths})
+}
+
+#[tokio::test]
+async fn over_the_in_flight_cap_requests_are_shed_but_health_answers() {
+    let app = spawn_with(Options {
+        max_in_flight: Some(1),
+        ..Default::default()
+    })
+    .await;
+    let t = app.signup_on("acme", "professional").await;
+    let (client, url, key) = (
+        app.client.clone(),
+        format!("{}/api/v1/simulations", app.base),
+        t.keys[0].clone(),
+    );
+    // About 5·10⁸ asset-steps: the only permit is held for a while.
+    let first = tokio::spawn(async move {
+        client
+            .post(url)
+            .header("x-api-key", key)
+            .json(&long_simulation(20_000))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let r = app
+        .get("/api/v1/auth/me", &[("x-api-key", &t.keys[1])])
+        .await;
+    assert!(r.problem(503).contains("capacity"), "{}", r.body);
+    assert_eq!(r.body["policy"], "load");
+    assert_eq!(r.headers.get("retry-after").unwrap(), "1");
+    app.get("/health", &[]).await.ok(200);
+    assert_eq!(first.await.unwrap(), StatusCode::CREATED);
+    app.get("/api/v1/auth/me", &[("x-api-key", &t.keys[1])])
+        .await
+        .ok(200);
+}
+
+#[tokio::test]
+async fn a_request_over_the_timeout_answers_503_and_is_not_charged() {
+    let app = spawn_with(Options {
+        request_timeout_secs: Some(1),
+        ..Default::default()
+    })
+    .await;
+    let t = app.signup_on("acme", "professional").await;
+    // About 2.5·10⁹ asset-steps: seconds, over the 1 s timeout.
+    let r = app
+        .post(
+            "/api/v1/simulations",
+            &[("x-api-key", &t.keys[0])],
+            long_simulation(100_000),
+        )
+        .await;
+    assert!(
+        r.problem(503).contains("did not finish within 1 s"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["policy"], "timeout");
+    let mut refunded = false;
+    for _ in 0..100 {
+        if used(&app, &t.keys[1]).await == 0 {
+            refunded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refunded, "an abandoned simulation was charged");
+}

@@ -31,6 +31,8 @@ pub struct Options {
     pub database_url: Option<String>,
     pub login_attempts_per_minute: Option<u32>,
     pub trusted_proxies: Option<String>,
+    pub max_in_flight: Option<usize>,
+    pub request_timeout_secs: Option<u64>,
 }
 
 fn init_logs() {
@@ -61,6 +63,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         .unwrap_or_else(|| format!("test:{}:", uuid::Uuid::new_v4().simple()));
     let login = opts.login_attempts_per_minute.map(|n| n.to_string());
     let proxies = opts.trusted_proxies.clone();
+    let in_flight = opts.max_in_flight.map(|n| n.to_string());
+    let timeout = opts.request_timeout_secs.map(|n| n.to_string());
     let max = opts.max_connections.map(|m| m.to_string());
     let redis = opts.redis_url.clone();
     let url = database_url.clone();
@@ -76,6 +80,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         "SIMULATION_QUEUE_WAIT_MS" => Some("300".into()),
         "LOGIN_ATTEMPTS_PER_MINUTE" => login.clone(),
         "TRUSTED_PROXIES" => proxies.clone(),
+        "MAX_IN_FLIGHT_REQUESTS" => in_flight.clone(),
+        "REQUEST_TIMEOUT_SECS" => timeout.clone(),
         _ => None,
     })
     .expect("test settings");

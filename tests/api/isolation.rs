@@ -93,21 +93,32 @@ async fn subdomain_and_header_disagreeing_is_a_bad_request() {
 }
 
 #[tokio::test]
-async fn unknown_tenant_is_404_and_injection_in_header_is_400() {
+async fn unknown_tenant_answers_like_a_foreign_one_and_injection_in_header_is_400() {
     let app = spawn_app().await;
     let a = app.signup("alpha").await;
-    app.get(
-        "/api/v1/auth/me",
-        &[("x-api-key", &a.keys[0]), ("x-tenant-id", "nobody")],
-    )
-    .await
-    .problem(404);
-    app.get(
-        "/api/v1/auth/me",
-        &[("x-api-key", &a.keys[0]), ("host", "nobody.mc.test")],
-    )
-    .await
-    .problem(404);
+    app.signup("bravo").await;
+    // Whether the named tenant exists or not, the answer is the same: these credentials are
+    // not its own (so a key cannot be used to discover tenants).
+    for (header, value) in [
+        ("x-tenant-id", "nobody"),
+        ("host", "nobody.mc.test"),
+        ("x-tenant-id", "bravo"),
+    ] {
+        let d = app
+            .get(
+                "/api/v1/auth/me",
+                &[("x-api-key", &a.keys[0]), (header, value)],
+            )
+            .await
+            .problem(401);
+        let slug = value.split('.').next().unwrap();
+        assert!(
+            d.starts_with(&format!(
+                "this API key does not belong to tenant \"{slug}\""
+            )),
+            "{d}"
+        );
+    }
     for evil in [
         "alpha\"; DROP SCHEMA platform CASCADE; --",
         "ALPHA",

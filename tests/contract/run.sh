@@ -78,7 +78,7 @@ timeout --kill-after=30 "${CONTRACT_MAX_SECONDS:-900}" \
   "$VENV/bin/schemathesis" --config-file tests/contract/schemathesis/schemathesis.toml \
   run "$MC_BASE_URL/openapi.json" --url "$MC_BASE_URL" \
   --checks all --mode all --phases examples,coverage,fuzzing,stateful \
-  --max-examples "${CONTRACT_MAX_EXAMPLES:-25}" --seed 20261202 \
+  --max-examples "${CONTRACT_MAX_EXAMPLES:-25}" --seed "${CONTRACT_SEED:-20261202}" \
   --workers 1 --generation-database none --no-color \
   --report junit --report-dir "$REPORT"
 echo "contract suite: all checks passed"
