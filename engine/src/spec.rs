@@ -140,6 +140,31 @@ pub struct SimulationSpec {
     pub histogram_bins: u32,
 }
 
+impl Default for SimulationSpec {
+    /// A starting point for struct-update syntax
+    /// (`SimulationSpec { assets, correlation, ..Default::default() }`):
+    /// **no assets** (invalid until `assets` and `correlation` are set),
+    /// initial value 100 000, 30 years of monthly steps, 10 000 paths,
+    /// seed 0, GBM, no rebalancing, no cash flow, no antithetics, 50
+    /// histogram bins; every optional feature off.
+    fn default() -> Self {
+        SimulationSpec {
+            assets: Vec::new(),
+            correlation: Vec::new(),
+            initial_value: 100_000.0,
+            horizon_years: 30,
+            steps_per_year: 12,
+            paths: 10_000,
+            seed: 0,
+            model: ReturnModel::Gbm,
+            rebalancing: Rebalancing::Never,
+            cash_flow: None,
+            antithetic: false,
+            histogram_bins: 50,
+        }
+    }
+}
+
 /// Resource caps applied by [`crate::Simulation::with_limits`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

@@ -4,15 +4,27 @@
 //! All percentiles use Hyndman & Fan (1996) type 7 (the default of R and
 //! NumPy): for sorted values `x₀ ≤ … ≤ x_{n−1}` and probability `p`,
 //! `h = (n − 1)·p`, `Q(p) = x_⌊h⌋ + (h − ⌊h⌋)·(x_{⌊h⌋+1} − x_⌊h⌋)`.
-//! Order statistics are found by selection (`select_nth_unstable_by`,
-//! expected O(n)), never by a full sort.
+//! Order statistics come from one sort of a small column, or from selection
+//! with narrowing ranges for a large one (see `order.rs`); the values do not
+//! depend on the method.
 
 use rayon::prelude::*;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::ENGINE_VERSION;
+use crate::control::{Progress, RunControl, RunError};
 use crate::kernel::{ChunkOut, LANES, simulate_chunk};
+use crate::order::{OrderScratch, order_stats};
 use crate::rng::CHUNK_PATHS;
 use crate::spec::Simulation;
+
+/// Runs with at most this many asset-steps (about 0.1 ms of kernel time)
+/// are simulated on the calling thread: waking the rayon pool costs more.
+/// The result does not depend on it (chunks are combined in chunk order).
+pub(crate) const INLINE_WORK: u64 = 1 << 17;
+/// Year-end columns are reduced in parallel only above this many values.
+const INLINE_VALUES: usize = 1 << 16;
 
 /// The nine reported percentiles (type 7, see the module docs), same unit as
 /// the underlying quantity.
@@ -180,40 +192,91 @@ impl Bracket {
     }
 }
 
-/// Type-7 brackets for increasing probabilities `probs`; reorders `data`.
-fn brackets<const K: usize>(data: &mut [f64], probs: &[f64; K]) -> [Bracket; K] {
-    let n = data.len();
-    let mut out = [Bracket {
-        lo: 0.0,
-        hi: 0.0,
-        frac: 0.0,
-    }; K];
-    if n == 0 {
-        return out;
-    }
-    // Selection on successively shorter suffixes: after selecting index k,
-    // everything right of k is ≥ data[k].
-    let mut start = 0usize;
-    let mut select = |data: &mut [f64], idx: usize| -> f64 {
-        if idx >= start {
-            data[start..].select_nth_unstable_by(idx - start, f64::total_cmp);
-            start = idx + 1;
+/// The 0-based ranks a type-7 percentile at `p` reads for `n` values:
+/// `(⌊h⌋, ⌊h⌋ + 1 or ⌊h⌋, frac)`.
+fn type7_ranks(n: usize, p: f64) -> (usize, usize, f64) {
+    let h = (n - 1) as f64 * p;
+    let k = (h.floor() as usize).min(n - 1);
+    let frac = h - k as f64;
+    let hi = if k + 1 < n && frac > 0.0 { k + 1 } else { k };
+    (k, hi, frac)
+}
+
+/// Computes type-7 brackets for several probabilities of one column with a
+/// single pass of order statistics ([`order_stats`]); reorders `data`.
+/// `None` if cancelled.
+struct Quantiles {
+    ranks: Vec<usize>,
+    values: Vec<f64>,
+    scratch: OrderScratch,
+}
+
+impl Quantiles {
+    fn new() -> Self {
+        Quantiles {
+            ranks: Vec::new(),
+            values: Vec::new(),
+            scratch: OrderScratch::default(),
         }
-        data[idx]
-    };
-    for (b, &p) in out.iter_mut().zip(probs) {
-        let h = (n - 1) as f64 * p;
-        let k = (h.floor() as usize).min(n - 1);
-        let frac = h - k as f64;
-        let lo = select(data, k);
-        let hi = if k + 1 < n && frac > 0.0 {
-            select(data, k + 1)
-        } else {
-            lo
-        };
-        *b = Bracket { lo, hi, frac };
     }
-    out
+
+    fn brackets<const K: usize>(
+        &mut self,
+        data: &mut [f64],
+        probs: &[f64; K],
+        cancelled: &dyn Fn() -> bool,
+    ) -> Option<[Bracket; K]> {
+        let n = data.len();
+        let mut out = [Bracket {
+            lo: 0.0,
+            hi: 0.0,
+            frac: 0.0,
+        }; K];
+        if n == 0 {
+            return Some(out);
+        }
+        self.ranks.clear();
+        for &p in probs {
+            let (lo, hi, _) = type7_ranks(n, p);
+            self.ranks.push(lo);
+            self.ranks.push(hi);
+        }
+        self.ranks.sort_unstable();
+        self.ranks.dedup();
+        self.values.resize(self.ranks.len(), 0.0);
+        if !order_stats(
+            data,
+            &self.ranks,
+            &mut self.values,
+            &mut self.scratch,
+            cancelled,
+        ) {
+            return None;
+        }
+        let at = |r: usize| {
+            self.values[self
+                .ranks
+                .binary_search(&r)
+                .unwrap_or_else(|_| unreachable!())]
+        };
+        for (b, &p) in out.iter_mut().zip(probs) {
+            let (lo, hi, frac) = type7_ranks(n, p);
+            *b = Bracket {
+                lo: at(lo),
+                hi: at(hi),
+                frac,
+            };
+        }
+        Some(out)
+    }
+}
+
+/// Type-7 brackets for increasing probabilities `probs`; reorders `data`.
+#[cfg(test)]
+fn brackets<const K: usize>(data: &mut [f64], probs: &[f64; K]) -> [Bracket; K] {
+    Quantiles::new()
+        .brackets(data, probs, &|| false)
+        .unwrap_or_else(|| unreachable!())
 }
 
 /// Type-7 percentile of `data` for one probability (reorders `data`).
@@ -328,19 +391,58 @@ impl Simulation {
     /// # Ok::<(), engine::SpecError>(())
     /// ```
     pub fn run(&self) -> SimulationResult {
+        self.run_with(&RunControl::new()).unwrap_or_else(|_| {
+            unreachable!("a run without a cancellation flag is never cancelled")
+        })
+    }
+
+    /// [`Simulation::run`] with a progress callback and a cancellation flag
+    /// (see [`RunControl`]). Neither affects the result: it is bit-identical
+    /// to [`Simulation::run`]'s.
+    ///
+    /// # Errors
+    /// [`RunError::Cancelled`] if the flag was set before the run finished.
+    pub fn run_with(&self, control: &RunControl) -> Result<SimulationResult, RunError> {
         let spec = &self.spec;
         let np = spec.paths as usize;
         let years = spec.horizon_years as usize;
         let chunks = np.div_ceil(CHUNK_PATHS) as u64;
-        let outs: Vec<ChunkOut> = (0..chunks)
-            .into_par_iter()
-            .map(|c| simulate_chunk(self, c))
-            .collect();
+        let done = AtomicU64::new(0);
+        let cancelled = |d: u64| RunError::Cancelled {
+            chunks_done: d,
+            chunks_total: chunks,
+        };
+        let one = |c: u64| -> Option<ChunkOut> {
+            if control.cancelled() {
+                return None;
+            }
+            let out = simulate_chunk(self, c);
+            let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+            control.report(Progress {
+                chunks_done: d,
+                chunks_total: chunks,
+            });
+            Some(out)
+        };
+        let outs: Option<Vec<ChunkOut>> = if self.work() <= INLINE_WORK {
+            (0..chunks).map(one).collect()
+        } else {
+            (0..chunks).into_par_iter().map(one).collect()
+        };
+        let outs = outs.ok_or_else(|| cancelled(done.load(Ordering::Relaxed)))?;
+        let is_cancelled = || control.cancelled();
+        let stop = || cancelled(chunks);
+        if is_cancelled() {
+            return Err(stop());
+        }
 
         // Assemble year-major columns in chunk (= path) order.
         let mut by_year = vec![0.0f64; years * np];
         let mut mdd = Vec::with_capacity(np);
         for (c, o) in outs.iter().enumerate() {
+            if c % 256 == 255 && is_cancelled() {
+                return Err(stop());
+            }
             let base = c * CHUNK_PATHS;
             for y in 0..years {
                 by_year[y * np + base..y * np + base + o.len]
@@ -365,18 +467,39 @@ impl Simulation {
         let hist = histogram(terminal, spec.histogram_bins as usize);
         let m95 = (0.05 * n).ceil() as usize;
         let m99 = (0.01 * n).ceil() as usize;
+        if is_cancelled() {
+            return Err(stop());
+        }
+        // The tail means sum in the order these two selections leave the
+        // values in (part of the value-stability contract).
         let tail95 = lower_tail_mean(terminal, m95);
+        if is_cancelled() {
+            return Err(stop());
+        }
         let tail99 = lower_tail_mean(&mut terminal[..m95.clamp(1, np)], m99);
+        if is_cancelled() {
+            return Err(stop());
+        }
 
-        // Year-end bands (terminal included), in parallel; each is a pure
-        // function of its column so the thread count does not matter.
-        let bands: Vec<(f64, [Bracket; 9])> = by_year
-            .par_chunks_mut(np)
-            .map(|col| {
-                let m = mean(col);
-                (m, brackets(col, &PERCENTILE_PROBS))
-            })
-            .collect();
+        // Year-end bands (terminal included); each is a pure function of its
+        // column, so neither the thread count nor inlining matters.
+        let band = |q: &mut Quantiles, col: &mut [f64]| -> Option<(f64, [Bracket; 9])> {
+            let m = mean(col);
+            Some((m, q.brackets(col, &PERCENTILE_PROBS, &is_cancelled)?))
+        };
+        let bands: Option<Vec<(f64, [Bracket; 9])>> = if by_year.len() <= INLINE_VALUES {
+            let mut q = Quantiles::new();
+            by_year
+                .chunks_mut(np)
+                .map(|col| band(&mut q, col))
+                .collect()
+        } else {
+            by_year
+                .par_chunks_mut(np)
+                .map_init(Quantiles::new, band)
+                .collect()
+        };
+        let bands = bands.ok_or_else(stop)?;
         let yearly: Vec<YearBand> = bands
             .iter()
             .enumerate()
@@ -398,7 +521,10 @@ impl Simulation {
         let cagr = Percentiles::from_array(last.map(|b| b.map(cagr_of)));
         let t_pct = yearly[years - 1].percentiles.clone();
         let loss = |v: f64| (threshold - v) / v0;
-        let [dd50, dd95] = brackets(&mut mdd, &[0.5, 0.95]).map(|b| b.value());
+        let [dd50, dd95] = Quantiles::new()
+            .brackets(&mut mdd, &[0.5, 0.95], &is_cancelled)
+            .ok_or_else(stop)?
+            .map(|b| b.value());
 
         let risk = RiskStats {
             probability_of_loss: losses as f64 / n,
@@ -412,7 +538,7 @@ impl Simulation {
             max_drawdown_p95: dd95,
             cagr,
         };
-        SimulationResult {
+        Ok(SimulationResult {
             seed: spec.seed,
             engine_version: ENGINE_VERSION,
             paths: spec.paths,
@@ -426,7 +552,7 @@ impl Simulation {
             },
             risk,
             yearly,
-        }
+        })
     }
 }
 
