@@ -46,6 +46,7 @@ fn case(name: &str) -> SimulationSpec {
         cash_flow: None,
         antithetic: false,
         histogram_bins: 50,
+        ..Default::default()
     }
 }
 

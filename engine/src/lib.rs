@@ -81,6 +81,7 @@
 //!     }),
 //!     antithetic: false,
 //!     histogram_bins: 30,
+//!     ..Default::default()
 //! };
 //! let result = Simulation::new(spec)?.run();
 //! assert_eq!(result.yearly.len(), 20);
@@ -93,9 +94,12 @@ mod control;
 mod error;
 mod fastmath;
 pub mod history;
+mod intervals;
 mod kernel;
 mod linalg;
 mod order;
+mod planning;
+pub mod qmc;
 mod rng;
 mod spec;
 mod stats;
@@ -106,14 +110,21 @@ pub mod bench_support;
 
 pub use control::{Progress, RunControl, RunError};
 pub use error::SpecError;
+pub use intervals::Interval;
+pub use planning::{
+    GlidePath, Guardrails, Inflation, VPW_BOND_RETURN, VPW_FINAL_AGE, VPW_STOCK_RETURN,
+    WithdrawalStrategy, vpw_rates,
+};
 pub use rng::CHUNK_PATHS;
 pub use spec::{
     Asset, CashFlow, CashFlowFrequency, Limits, MAX_ABS_DRIFT, MAX_AMOUNT, MAX_ASSETS,
     MAX_HISTOGRAM_BINS, MAX_HORIZON_YEARS, MAX_STORED_VALUES, MAX_VOLATILITY, Rebalancing,
-    ReturnModel, Simulation, SimulationSpec,
+    ReturnModel, Sampling, Simulation, SimulationSpec,
 };
 pub use stats::{
-    Histogram, PERCENTILE_PROBS, Percentiles, RiskStats, SimulationResult, TerminalStats, YearBand,
+    CohortStats, ControlVariateStats, Distribution, Histogram, IntervalMethod, PERCENTILE_PROBS,
+    PercentileIntervals, Percentiles, RealStats, RiskStats, SimulationResult, TerminalStats,
+    WithdrawalStats, YearBand,
 };
 
 /// Engine identifier stored in every result, `"mc-engine/<crate version>"`.
