@@ -124,3 +124,72 @@ const PINNED_STUDENT_T: [f64; 6] = [
     0.46913993974772444,
     0.017437578340286697,
 ];
+
+/// Every Engine 0.5 option, combined, on 1, 2 and 8 threads.
+#[test]
+fn new_options_give_identical_bits_on_1_2_and_8_threads() {
+    let h = engine::history::shiller_monthly();
+    let three_cols: Vec<Vec<f64>> = h
+        .returns_matrix()
+        .into_iter()
+        .map(|r| vec![r[0], r[1], 0.5 * (r[0] + r[1])])
+        .collect();
+    let mut gbm = mixed_spec();
+    gbm.expense_ratios = vec![0.002, 0.001, 0.004];
+    gbm.glide_path = Some(GlidePath::Linear {
+        end_weights: vec![0.2, 0.6, 0.2],
+    });
+    gbm.withdrawal = Some(WithdrawalStrategy::Guardrails(Guardrails::new(0.05)));
+    gbm.inflation = Inflation::Stochastic {
+        drift: 0.025,
+        volatility: 0.015,
+        correlation: vec![-0.1, 0.2, 0.0],
+    };
+    gbm.control_variate = true;
+    gbm.confidence_level = 0.9;
+
+    let mut student = mixed_spec();
+    student.model = ReturnModel::StudentT { dof: 5.0 };
+    student.antithetic = false;
+    student.withdrawal = Some(WithdrawalStrategy::FloorCeiling {
+        rate: 0.05,
+        floor: 0.8,
+        ceiling: 1.3,
+    });
+    student.inflation = Inflation::Constant { rate: 0.02 };
+    student.control_variate = true;
+
+    let mut boot = mixed_spec();
+    boot.antithetic = false;
+    boot.cash_flow = None;
+    boot.model = ReturnModel::Bootstrap {
+        returns: three_cols.clone(),
+        block_length: 12,
+    };
+    boot.inflation = Inflation::Historical {
+        rates: h.inflation().to_vec(),
+    };
+    boot.withdrawal = Some(WithdrawalStrategy::Vpw {
+        rates: vpw_rates(60, 5, 0.5),
+    });
+    boot.glide_path = Some(GlidePath::Yearly {
+        weights: vec![
+            vec![0.5, 0.3, 0.2],
+            vec![0.4, 0.4, 0.2],
+            vec![0.3, 0.5, 0.2],
+        ],
+    });
+
+    let mut cohorts = boot.clone();
+    cohorts.model = ReturnModel::HistoricalCohorts {
+        returns: three_cols,
+        start_stride: 1,
+    };
+    cohorts.withdrawal = Some(WithdrawalStrategy::ConstantAmount { initial_rate: 0.06 });
+
+    for spec in [gbm, student, boot, cohorts] {
+        let one = bits(&run_with_threads(&spec, 1));
+        assert_eq!(one, bits(&run_with_threads(&spec, 2)));
+        assert_eq!(one, bits(&run_with_threads(&spec, 8)));
+    }
+}
