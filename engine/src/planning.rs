@@ -20,7 +20,9 @@
 /// the withdrawal, `V_0` the initial value and `I_y` the price index
 /// (1 at t = 0, see [`Inflation`]); `r` is the strategy's initial rate.
 /// Rates are decimal fractions (0.04 = 4 %).
+/// `#[non_exhaustive]`: more strategies may come; match with a wildcard.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum WithdrawalStrategy {
     /// Inflation-adjusted constant amount, the "4 % rule" (Bengen 1994,
     /// "Determining withdrawal rates using historical data", J. Financial
@@ -181,6 +183,7 @@ pub fn vpw_rates(start_age: u32, years: u32, stock_share: f64) -> Vec<f64> {
 /// current target weights). The initial holdings follow the assets'
 /// `weight`s.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum GlidePath {
     /// Linear from the assets' weights `w₀` to `end_weights` `w₁`.
     ///
@@ -205,6 +208,7 @@ pub enum GlidePath {
 /// How the price index `I_t` (1 at t = 0) evolves, for real (today's money)
 /// outputs and inflation-adjusted withdrawals.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub enum Inflation {
     /// No inflation model: `I_t = 1`, real equals nominal and no real
     /// outputs are reported.

@@ -184,6 +184,7 @@ pub struct SimulationSpec {
 
 /// How the random shocks are sampled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Sampling {
     /// Pseudo-random numbers (PCG-64 streams per chunk, ziggurat normals).
     #[default]

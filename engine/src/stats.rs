@@ -369,6 +369,7 @@ pub struct ControlVariateStats {
 
 /// How the intervals of a result were computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IntervalMethod {
     /// Independent paths: normal intervals for means, order-statistic
     /// intervals for percentiles, Wilson intervals for proportions,
