@@ -123,4 +123,16 @@ pub enum RunError {
         /// Chunks of the whole run.
         chunks_total: u64,
     },
+    /// [`crate::Simulation::withdrawal_rates`] cannot search this spec.
+    #[error("withdrawal-rate search unavailable: {reason}")]
+    RateSearchUnavailable {
+        /// Why.
+        reason: &'static str,
+    },
+    /// [`crate::Simulation::run_to_precision`] was given an invalid target.
+    #[error("invalid precision target: {reason}")]
+    InvalidTarget {
+        /// Why.
+        reason: &'static str,
+    },
 }

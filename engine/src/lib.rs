@@ -100,6 +100,7 @@ mod linalg;
 mod order;
 mod planning;
 pub mod qmc;
+mod rates;
 mod rng;
 mod spec;
 mod stats;
@@ -114,6 +115,10 @@ pub use intervals::Interval;
 pub use planning::{
     GlidePath, Guardrails, Inflation, VPW_BOND_RETURN, VPW_FINAL_AGE, VPW_STOCK_RETURN,
     WithdrawalStrategy, vpw_rates,
+};
+pub use rates::{
+    PrecisionGoal, PrecisionOutcome, PrecisionQuantity, PrecisionTarget, RATE_TOLERANCE,
+    RateEstimate, StopReason, WithdrawalRates,
 };
 pub use rng::CHUNK_PATHS;
 pub use spec::{

@@ -19,19 +19,34 @@
 //! portfolio held at the initial weights with continuous rebalancing and no
 //! cash flows; its mean `E[C] = N · Σ wᵢ ((μᵢ − σᵢ²/2)Δ + fee)` is exact,
 //! and under GBM `C` is normal with the exact variance
-//! `N · Σ_j (Σ_i wᵢ Mᵢⱼ)²` (`M` the scaled Cholesky factor).
-//! * **Mean** (Glasserman 2004, §4.1): `Ȳ − β̂(C̄ − E[C])`, `β̂` the
-//!   least-squares slope, standard error from the residuals.
-//! * **Percentiles** (GBM only; Hsu & Nelson 1990, "Control variates for
-//!   quantile estimation", Management Science 36(7)):
-//!   `Q̂_Y(p) − β̂_p (Q̂_C(p) − Q_C(p))` with `Q_C(p) = E[C] + sd(C)·Φ⁻¹(p)`
-//!   exact; `β̂_p` is estimated across batches of paths (the RQMC
-//!   scramblings, or 4–32 interleaved batches of 8-path blocks) and the
-//!   interval is the batch spread of `Q_Y − β̂_p Q_C` with a Student-t
-//!   quantile of `batches − 2` degrees of freedom.
+//! `σ_C² = N · Σ_j (Σ_i wᵢ Mᵢⱼ)²` (`M` the scaled Cholesky factor).
+//! * **Mean** (Glasserman 2004, §4.1): `Ȳ − β̂(X̄ − E[X])` with the
+//!   control `X = e^C`, `E[X] = e^{E[C] + σ_C²/2}` under GBM (V_T is
+//!   nearly proportional to it, so the residual is small and not skewed),
+//!   `X = C` under Student-t; `β̂` the least-squares slope over paths
+//!   (antithetic pairs averaged), the interval from the residuals (i.i.d.
+//!   paths) or from the scramblings' adjusted means (RQMC).
+//! * **Percentiles** (GBM under RQMC only; Hsu & Nelson 1990, "Control
+//!   variates for quantile estimation", Management Science 36(7)), on the
+//!   log scale: `exp(ln Q̂_Y(p) − β̂_p (Q̂_C(p) − Q_C(p)))` with
+//!   `Q_C(p) = E[C] + σ_C Φ⁻¹(p)` exact, `Q̂` the mean of the scramblings'
+//!   Hazen percentiles, `β̂_p` the slope across scramblings and the interval
+//!   from the spread of `ln Q_Y − β̂_p Q_C` (Student-t quantile, `R − 2`
+//!   degrees of freedom). With independent paths the batch estimate of that
+//!   spread was measured far too small (59–76 % coverage of nominal 95 %),
+//!   so pseudo-random runs adjust the mean only. Percentiles in the ruined
+//!   region (≤ 0) are never adjusted.
 //!
-//! The terminal mean and percentiles (and the VaR, CVaR-free) then report the
+//! The terminal mean and percentiles (and so the VaR) then report the
 //! adjusted values; [`ControlVariateStats`] keeps the plain ones.
+//!
+//! # Percentiles under RQMC
+//! Each scrambling's points are stratified, so its percentiles use the
+//! Hazen rule (type 5, `h = np − ½`, unbiased for stratified points; type
+//! 7's offset of `½ − p` ranks was measured to dominate the RQMC error),
+//! and the reported percentile is their mean over the scramblings (the
+//! replicated-quantile estimator, whose replicates are i.i.d., so the
+//! t-interval applies).
 
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -376,7 +391,10 @@ pub enum IntervalMethod {
     /// asymptotic intervals for CVaR (conservative with antithetic pairs).
     OrderStatistics,
     /// Randomised QMC: the spread of the estimates of `replicates`
-    /// independent scramblings, with a Student-t quantile.
+    /// independent scramblings, with a Student-t quantile. Measured
+    /// coverage of nominal 95 % intervals: percentiles 94–97 %; the mean of
+    /// a skewed quantity (lognormal, σ√T ≈ 0.45) only 90.5–93 % (the
+    /// scramblings' means are right-skewed), about 95 % when nearly linear.
     Replicates {
         /// Number of scramblings.
         replicates: u32,
@@ -451,6 +469,18 @@ fn type7_ranks(n: usize, p: f64) -> (usize, usize, f64) {
     (k, hi, frac)
 }
 
+/// The 0-based ranks a Hazen (type 5) percentile reads: `h = np − ½`,
+/// clamped to `[0, n − 1]`. Used within each RQMC scrambling, where the
+/// points are stratified and type 7's offset of `(½ − p)` ranks would be
+/// a bias far larger than the RQMC error.
+fn hazen_ranks(n: usize, p: f64) -> (usize, usize, f64) {
+    let h = (n as f64 * p - 0.5).clamp(0.0, (n - 1) as f64);
+    let k = (h.floor() as usize).min(n - 1);
+    let frac = h - k as f64;
+    let hi = if k + 1 < n && frac > 0.0 { k + 1 } else { k };
+    (k, hi, frac)
+}
+
 /// Order statistics of one column at several ranks with one pass
 /// ([`order_stats`]); reusable scratch.
 #[derive(Default)]
@@ -507,6 +537,17 @@ impl Quantiles {
         probs: &[f64; K],
         cancelled: &dyn Fn() -> bool,
     ) -> Option<[Bracket; K]> {
+        self.brackets_with(data, probs, type7_ranks, cancelled)
+    }
+
+    /// Brackets at `probs` for the rank rule `rule`; reorders `data`.
+    fn brackets_with<const K: usize>(
+        &mut self,
+        data: &mut [f64],
+        probs: &[f64; K],
+        rule: fn(usize, f64) -> (usize, usize, f64),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Option<[Bracket; K]> {
         let n = data.len();
         let mut out = [Bracket {
             lo: 0.0,
@@ -518,7 +559,7 @@ impl Quantiles {
         }
         let mut ranks = Vec::with_capacity(2 * K);
         for &p in probs {
-            let (lo, hi, _) = type7_ranks(n, p);
+            let (lo, hi, _) = rule(n, p);
             ranks.push(lo);
             ranks.push(hi);
         }
@@ -527,7 +568,7 @@ impl Quantiles {
             *b = Bracket {
                 lo: v[2 * k],
                 hi: v[2 * k + 1],
-                frac: type7_ranks(n, p).2,
+                frac: rule(n, p).2,
             };
         }
         Some(out)
@@ -686,8 +727,10 @@ fn replicate_estimates<const K: usize>(
     for rep in 0..r {
         gather(col, r, rep, &mut buf);
         out.means.push(mean(&buf));
-        out.pcts
-            .push(q.brackets(&mut buf, probs, cancelled)?.map(|b| b.value()));
+        out.pcts.push(
+            q.brackets_with(&mut buf, probs, hazen_ranks, cancelled)?
+                .map(|b| b.value()),
+        );
     }
     Some(out)
 }
@@ -789,7 +832,16 @@ fn col_stats<const K: usize>(
                     .iter()
                     .map(|a| a[k])
                     .collect();
-                replicate_interval(b.value(), &est, t)
+                // Centred on the mean of the replicate estimates (the
+                // replicated-quantile estimator, whose replicates are
+                // i.i.d.), which is also the reported percentile.
+                let centre = est.iter().sum::<f64>() / est.len() as f64;
+                br[k] = Bracket {
+                    lo: centre,
+                    hi: centre,
+                    frac: 0.0,
+                };
+                replicate_interval(centre, &est, t)
             }
         };
     }
@@ -1021,8 +1073,18 @@ impl Simulation {
         (mu, sd)
     }
 
-    fn cv_prep(&self, y: &[f64], c: &[f64], ctx: &Ctx) -> Option<CvPrep> {
+    fn cv_prep(&self, y: &[f64], c_log: &[f64], ctx: &Ctx) -> Option<CvPrep> {
         let (mu_c, sd_c) = self.control_moments();
+        // The mean's control: `e^C` with the exact lognormal mean under GBM
+        // (V_T is close to proportional to it), `C` otherwise.
+        let (c_mean, mu_mean): (Vec<f64>, f64) = match sd_c {
+            Some(sd) => (
+                c_log.iter().map(|&x| crate::fastmath::exp(x)).collect(),
+                crate::fastmath::exp(mu_c + 0.5 * sd * sd),
+            ),
+            None => (c_log.to_vec(), mu_c),
+        };
+        let c = &c_mean[..];
         let uy = units(y, ctx.antithetic);
         let uc = units(c, ctx.antithetic);
         let (my, mc) = (mean(&uy), mean(&uc));
@@ -1038,7 +1100,7 @@ impl Simulation {
         } else {
             0.0
         };
-        let cv_mean = my - beta * (mc - mu_c);
+        let cv_mean = my - beta * (mc - mu_mean);
         let resid: Vec<f64> = uy.iter().zip(&uc).map(|(a, b)| a - beta * b).collect();
         let np = y.len();
         let (se, mean_iv) = match ctx.mode {
@@ -1049,7 +1111,7 @@ impl Simulation {
                     .map(|rep| {
                         gather(y, r, rep, &mut by);
                         gather(c, r, rep, &mut bc);
-                        mean(&by) - beta * (mean(&bc) - mu_c)
+                        mean(&by) - beta * (mean(&bc) - mu_mean)
                     })
                     .collect();
                 let iv = replicate_interval(cv_mean, &est, t);
@@ -1077,19 +1139,37 @@ impl Simulation {
             bc.clear();
             for p in (0..np).filter(|&p| batch_of(p) == b) {
                 by.push(y[p]);
-                bc.push(c[p]);
+                bc.push(c_log[p]);
             }
             if by.is_empty() {
                 continue;
             }
-            let qy = q.brackets(&mut by, &PERCENTILE_PROBS, ctx.cancelled)?;
-            let qc = q.brackets(&mut bc, &PERCENTILE_PROBS, ctx.cancelled)?;
+            // Under RQMC the batches are the scramblings: Hazen percentiles,
+            // like the replicated estimate of V_T itself.
+            let rule = match ctx.mode {
+                Mode::Replicates { .. } => hazen_ranks,
+                _ => type7_ranks,
+            };
+            let qy = q.brackets_with(&mut by, &PERCENTILE_PROBS, rule, ctx.cancelled)?;
+            let qc = q.brackets_with(&mut bc, &PERCENTILE_PROBS, rule, ctx.cancelled)?;
             batches.push((qy.map(|b| b.value()), qc.map(|b| b.value())));
         }
-        let mut call = c.to_vec();
-        let pooled_c = q
-            .brackets(&mut call, &PERCENTILE_PROBS, ctx.cancelled)?
-            .map(|b| b.value());
+        // The control's estimate must match the one of V_T: under RQMC the
+        // mean of the replicate percentiles, otherwise the pooled one.
+        let pooled_c = match ctx.mode {
+            Mode::Replicates { .. } => {
+                let mut m = [0.0; 9];
+                for (k, mk) in m.iter_mut().enumerate() {
+                    *mk = batches.iter().map(|b| b.1[k]).sum::<f64>() / batches.len() as f64;
+                }
+                m
+            }
+            _ => {
+                let mut call = c_log.to_vec();
+                q.brackets(&mut call, &PERCENTILE_PROBS, ctx.cancelled)?
+                    .map(|b| b.value())
+            }
+        };
         Some(CvPrep {
             mean: cv_mean,
             se,
@@ -1107,6 +1187,7 @@ impl Simulation {
 fn cv_percentiles(
     prep: &CvPrep,
     raw: &[f64; 9],
+    raw_iv: &[Interval; 9],
     sd_c: f64,
     level: f64,
 ) -> ([f64; 9], [Interval; 9]) {
@@ -1120,7 +1201,14 @@ fn cv_percentiles(
     let mut iv = [Interval::around(0.0, 0.0); 9];
     for k in 0..9 {
         let qc_exact = prep.mu_c + sd_c * normal_quantile(PERCENTILE_PROBS[k]);
-        let ys: Vec<f64> = prep.batches.iter().map(|x| x.0[k]).collect();
+        // On the log scale, where V_T is nearly linear in the control; a
+        // percentile in the ruined region (≤ 0) keeps its plain estimate.
+        if raw[k] <= 0.0 || prep.batches.iter().any(|x| x.0[k] <= 0.0) {
+            out[k] = raw[k];
+            iv[k] = raw_iv[k];
+            continue;
+        }
+        let ys: Vec<f64> = prep.batches.iter().map(|x| libm::log(x.0[k])).collect();
         let cs: Vec<f64> = prep.batches.iter().map(|x| x.1[k]).collect();
         let (my, mc) = (mean(&ys), mean(&cs));
         let (mut syc, mut scc) = (0.0, 0.0);
@@ -1129,7 +1217,7 @@ fn cv_percentiles(
             scc += (c - mc) * (c - mc);
         }
         let beta = if scc > 0.0 { syc / scc } else { 0.0 };
-        out[k] = raw[k] - beta * (prep.pooled_c[k] - qc_exact);
+        let log_est = libm::log(raw[k]) - beta * (prep.pooled_c[k] - qc_exact);
         let resid: Vec<f64> = ys.iter().zip(&cs).map(|(a, c)| a - beta * c).collect();
         let m = mean(&resid);
         let sd = if b > 2 {
@@ -1137,7 +1225,12 @@ fn cv_percentiles(
         } else {
             f64::INFINITY
         };
-        iv[k] = Interval::around(out[k], t * sd / (b as f64).sqrt());
+        let half = t * sd / (b as f64).sqrt();
+        out[k] = crate::fastmath::exp(log_est);
+        iv[k] = Interval {
+            lower: crate::fastmath::exp(log_est - half),
+            upper: crate::fastmath::exp(log_est + half),
+        };
     }
     (out, iv)
 }
@@ -1420,10 +1513,14 @@ impl Simulation {
             terminal.mean = prep.mean;
             terminal.std_error = prep.se;
             terminal.mean_interval = prep.mean_iv;
-            if let Some(sd_c) = prep.sd_c {
+            // Percentiles only under RQMC: with independent paths the batch
+            // estimate of the adjusted quantile's variance was measured far
+            // too small (coverage 59-76 % instead of 95 %).
+            if let (Some(sd_c), Mode::Replicates { .. }) = (prep.sd_c, mode) {
                 let (p, iv) = cv_percentiles(
                     prep,
                     &terminal.percentiles.to_array(),
+                    &terminal.percentile_intervals.to_array(),
                     sd_c,
                     spec.confidence_level,
                 );

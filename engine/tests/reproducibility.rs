@@ -193,3 +193,54 @@ fn new_options_give_identical_bits_on_1_2_and_8_threads() {
         assert_eq!(one, bits(&run_with_threads(&spec, 8)));
     }
 }
+
+/// Pins Engine 0.5 outputs: RQMC with a control variate and guardrail
+/// withdrawals under stochastic inflation, and the safe withdrawal rate.
+/// Same rule as [`value_stability`].
+#[test]
+fn value_stability_engine_0_5_options() {
+    let mut spec = three_assets(16 * 128, 0x0505);
+    spec.sampling = Sampling::Rqmc { scramblings: 16 };
+    spec.control_variate = true;
+    spec.withdrawal = Some(WithdrawalStrategy::Guardrails(Guardrails::new(0.05)));
+    spec.inflation = Inflation::Stochastic {
+        drift: 0.025,
+        volatility: 0.015,
+        correlation: vec![0.0, 0.2, 0.0],
+    };
+    spec.expense_ratios = vec![0.001, 0.002, 0.003];
+    let r = Simulation::new(spec).unwrap().run();
+    let real = r.real.as_ref().unwrap();
+    let wd = r.withdrawals.as_ref().unwrap();
+    let got = [
+        r.terminal.mean,
+        r.terminal.percentiles.p50,
+        r.terminal.percentile_intervals.p50.lower,
+        r.risk.success_rate,
+        real.terminal.percentiles.p5,
+        wd.total.percentiles.p50,
+    ];
+    println!("{got:?}");
+    assert_eq!(got, PINNED_0_5);
+
+    let mut swr = single_asset(0.05, 0.12, 30, 1, 2_000, 3);
+    swr.withdrawal = Some(WithdrawalStrategy::ConstantAmount { initial_rate: 0.04 });
+    swr.inflation = Inflation::Constant { rate: 0.02 };
+    let w = Simulation::new(swr)
+        .unwrap()
+        .withdrawal_rates(0.9, &RunControl::new())
+        .unwrap();
+    let got = [w.safe.rate, w.safe.interval.lower, w.perpetual.rate];
+    println!("{got:?}");
+    assert_eq!(got, PINNED_0_5_SWR);
+}
+
+const PINNED_0_5: [f64; 6] = [
+    52428.019473474335,
+    49491.37703545053,
+    49218.34401568953,
+    1.0,
+    24183.72611105206,
+    12971.302388170494,
+];
+const PINNED_0_5_SWR: [f64; 3] = [0.02825927734375, 0.02756500244140625, 0.0];
