@@ -25,26 +25,41 @@
 //!   or in circular blocks of consecutive rows (Künsch 1989, moving blocks;
 //!   Politis & Romano 1992, circular blocks). [`history`] provides Shiller's
 //!   monthly US stocks/bonds data.
+//! * **Historical cohorts** ([`ReturnModel::HistoricalCohorts`]): every
+//!   start of the history as one deterministic path (cFIREsim's method),
+//!   with per-cohort outcomes in [`CohortStats`].
 //!
 //! ## Portfolio mechanics (order within a step)
-//! 1. Every holding grows by its factor; the value `V` is the sum.
+//! 1. Every holding grows by its factor (net of the expense ratio,
+//!    `expense_ratios`); the value `V` is the sum.
 //! 2. A scheduled cash flow is applied ([`CashFlow`]): contributions bought
 //!    at target weights, withdrawals sold pro rata; a value reaching zero is
 //!    ruin, absorbing.
-//! 3. Holdings are reset to target weights on rebalancing steps
-//!    ([`Rebalancing`]).
-//! 4. Drawdown is monitored (every step), and the value is recorded at year
-//!    ends.
+//! 3. The price index advances ([`Inflation`]); at a year end the value and
+//!    the index are recorded, then the next year's strategy withdrawal
+//!    ([`WithdrawalStrategy`], decided at the start of each year, the first
+//!    at t = 0) is sold pro rata.
+//! 4. Holdings are reset to the target weights on rebalancing steps
+//!    ([`Rebalancing`]; the targets follow a [`GlidePath`] if set).
+//! 5. Drawdown is monitored (every step).
 //!
-//! ## Variance reduction
-//! `antithetic: true` pairs every path driven by `z` with one driven by `−z`
-//! (Glasserman §4.2); the reported standard error is computed from the pair
-//! averages.
+//! ## Accuracy and its report
+//! * `antithetic: true` pairs every path driven by `z` with one driven by
+//!   `−z` (Glasserman §4.2); the standard error uses the pair averages.
+//! * `sampling: Sampling::Rqmc` uses Owen-scrambled Sobol points with a
+//!   Brownian bridge ([`qmc`]); `control_variate: true` adjusts the terminal
+//!   mean (and, under RQMC, the percentiles) with the log-return of the
+//!   continuously rebalanced portfolio, whose law is known.
+//! * Every figure has an interval at `confidence_level` ([`Interval`],
+//!   [`IntervalMethod`]); [`Simulation::run_to_precision`] runs until chosen
+//!   intervals are narrow enough, and [`Simulation::withdrawal_rates`]
+//!   finds safe and perpetual withdrawal rates with their intervals.
 //!
 //! ## Reproducibility
 //! Paths are split into chunks of [`CHUNK_PATHS`]; chunk `c` uses its own
-//! `rand_pcg::Pcg64Mcg` seeded from `(seed, c)` via SplitMix64, and chunk
-//! results are combined in chunk order. The result is therefore
+//! `rand_pcg::Pcg64Mcg` seeded from `(seed, c)` via SplitMix64 (and, under
+//! RQMC, each path's Sobol point and scrambling depend only on its index),
+//! and chunk results are combined in chunk order. The result is therefore
 //! bit-identical for any rayon thread count, any instruction set (AVX-512,
 //! AVX2 or baseline; checked by tests) and any platform with IEEE-754 `f64`:
 //! a portable generator, our own polynomial `exp`, the pure-Rust `libm`

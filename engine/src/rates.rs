@@ -302,8 +302,10 @@ impl Simulation {
     /// depend on the total) and sizes the next round from the half-widths
     /// reached, assuming they shrink like `1/√paths`, with a 10 % margin and
     /// at least doubling: `n ← max(2n, 1.1 · n · max_k (h_k / goal_k)²)`,
-    /// rounded up to whole chunks (pseudo-random) or to a power of two
-    /// points per scrambling (RQMC, where Sobol balance needs it), capped.
+    /// rounded up to whole chunks (pseudo-random), or, under RQMC (whose
+    /// errors fall faster, so that prediction overshoots), at most `4n` and
+    /// rounded up to a power of two points per scrambling (Sobol balance
+    /// needs it); capped.
     /// The result is a pure function of the spec and the target.
     ///
     /// # Errors
@@ -415,6 +417,9 @@ impl Simulation {
             } else {
                 4 * n
             };
+            // RQMC errors fall faster than 1/√n, so the prediction
+            // overshoots: grow by at most 4× a round there.
+            let want = if r > 1 { want.min(4 * n) } else { want };
             n = round_up(want.max(2 * n));
         }
     }
