@@ -46,7 +46,7 @@ fn spec() -> SimulationSpec {
 }
 
 fn pct(x: f64) -> String {
-    format!("{:.1} %", 100.0 * x)
+    format!("{:.2} %", 100.0 * x)
 }
 
 fn main() {

@@ -561,6 +561,27 @@ impl Simulation {
     /// * `rebalancing`: `EveryNSteps(n)` needs n ≥ 1.
     /// * `cash_flow.amount` finite with |amount| ≤ [`MAX_AMOUNT`];
     ///   `cash_flow.annual_growth` finite, in (−1, 1].
+    /// * `model.start_stride` ≥ 1 and `model.returns` at least as long as
+    ///   the horizon in steps (historical cohorts; `paths` is then the
+    ///   number of cohorts and is what the path/work/memory caps check).
+    ///   Memory counts `paths × horizon_years × (1 + inflation tracked +
+    ///   withdrawals tracked)`.
+    /// * `expense_ratios`: empty or one finite entry in [0, 1) per asset.
+    /// * `inflation`: `rate` in (−1, 1]; `drift` |·| ≤ 1, `volatility` in
+    ///   [0, 2], one `correlation` in [−1, 1] per asset with a PSD extended
+    ///   matrix, GBM/Student-t only; historical `rates` one per history row
+    ///   (> −1), bootstrap/cohort models only.
+    /// * `glide_path`: rows of one weight in [0, 1] per asset summing to 1
+    ///   (±1e-9); a yearly schedule needs at least one row.
+    /// * `withdrawal`: rates in [0, 1] (`ConstantPercentage`, `FloorCeiling`
+    ///   rates in [0, 1)); guardrail `upper` in [0, 10], `lower` in [0, 1],
+    ///   `adjustment` in [0, 1); floor in [0, 1], ceiling ≥ 1; VPW at least
+    ///   `horizon_years` rates.
+    /// * `confidence_level` in (0, 1).
+    /// * `sampling: Rqmc`: GBM/Student-t only, not with `antithetic`,
+    ///   `scramblings` in 2..=1024 dividing `paths`, factors × steps ≤
+    ///   [`crate::qmc::MAX_QMC_DIMENSIONS`].
+    /// * `control_variate`: GBM/Student-t only.
     pub fn with_limits(spec: SimulationSpec, limits: &Limits) -> Result<Simulation, SpecError> {
         let n = spec.assets.len();
         if n == 0 {
