@@ -566,10 +566,10 @@ fn simulate_chunk_avx2(sim: &Simulation, chunk: u64) -> ChunkOut {
 #[inline(always)]
 pub(crate) fn simulate_chunk_portable(sim: &Simulation, chunk: u64, isa: Isa) -> ChunkOut {
     if let Some(plan) = &sim.qmc {
-        return run_chunk(sim, chunk, QmcShocks::new(sim, plan, isa));
+        return run(sim, chunk, QmcShocks::new(sim, plan, isa));
     }
     match &sim.model {
-        Model::Gbm => run_chunk(
+        Model::Gbm => run(
             sim,
             chunk,
             GbmShocks {
@@ -577,7 +577,7 @@ pub(crate) fn simulate_chunk_portable(sim: &Simulation, chunk: u64, isa: Isa) ->
                 ctrl: [0.0; LANES],
             },
         ),
-        Model::StudentT { dof } => run_chunk(
+        Model::StudentT { dof } => run(
             sim,
             chunk,
             StudentShocks {
@@ -593,7 +593,7 @@ pub(crate) fn simulate_chunk_portable(sim: &Simulation, chunk: u64, isa: Isa) ->
             growth,
             periods,
             block_length,
-        } => run_chunk(
+        } => run(
             sim,
             chunk,
             BootstrapShocks {
@@ -604,7 +604,7 @@ pub(crate) fn simulate_chunk_portable(sim: &Simulation, chunk: u64, isa: Isa) ->
                 left: [0; LANES],
             },
         ),
-        Model::Cohorts { growth, stride } => run_chunk(
+        Model::Cohorts { growth, stride } => run(
             sim,
             chunk,
             CohortShocks {
@@ -616,8 +616,27 @@ pub(crate) fn simulate_chunk_portable(sim: &Simulation, chunk: u64, isa: Isa) ->
     }
 }
 
+/// [`run_chunk`] compiled twice: without the planning features (price
+/// index, withdrawals, glide path) the extra per-step and year-end code is
+/// not compiled in at all, which keeps the hot loop's state in registers
+/// (inlined, it cost case (b) about 8 % of its run time through spills).
 #[inline(always)]
-fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut {
+fn run<S: Shocks>(sim: &Simulation, chunk: u64, shocks: S) -> ChunkOut {
+    let planning =
+        sim.spec.withdrawal.is_some() || !matches!(sim.cpi, Cpi::None) || sim.glide.is_some();
+    if planning {
+        run_chunk::<S, true>(sim, chunk, shocks)
+    } else {
+        run_chunk::<S, false>(sim, chunk, shocks)
+    }
+}
+
+#[inline(always)]
+fn run_chunk<S: Shocks, const PLANNING: bool>(
+    sim: &Simulation,
+    chunk: u64,
+    mut shocks: S,
+) -> ChunkOut {
     let spec = &sim.spec;
     let start = chunk as usize * CHUNK_PATHS;
     let len = CHUNK_PATHS.min(sim.paths as usize - start);
@@ -628,8 +647,18 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
     let v0 = spec.initial_value;
     let w = &sim.weights;
     let rebalance = sim.rebalance_every.map(u64::from);
-    let track_cpi = !matches!(sim.cpi, Cpi::None);
-    let strategy = spec.withdrawal.as_ref();
+    let track_cpi = PLANNING && !matches!(sim.cpi, Cpi::None);
+    let cpi_factor = PLANNING && matches!(sim.cpi, Cpi::Factor);
+    let cpi_table = match &sim.cpi {
+        Cpi::Table(t) if PLANNING => Some(&t[..]),
+        _ => None,
+    };
+    let strategy = if PLANNING {
+        spec.withdrawal.as_ref()
+    } else {
+        None
+    };
+    let glide = if PLANNING { sim.glide.as_ref() } else { None };
 
     let mut rng = chunk_rng(spec.seed, chunk);
     let mut year_values = vec![0.0; years * len];
@@ -662,7 +691,7 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
         for (hi, wi) in h.iter_mut().zip(w) {
             *hi = [v0 * wi; LANES];
         }
-        if sim.glide.is_some() {
+        if glide.is_some() {
             w_cur.clone_from(&w_lanes);
             w_now.clone_from(w);
         }
@@ -728,14 +757,12 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
                 if flow != 0.0 {
                     apply_flow(&mut h, &mut v, &w_now, flow);
                 }
-                match &sim.cpi {
-                    Cpi::None => {}
-                    Cpi::Factor => {
-                        for l in 0..LANES {
-                            cpi[l] *= xs[n][l];
-                        }
+                if cpi_factor {
+                    for l in 0..LANES {
+                        cpi[l] *= xs[n][l];
                     }
-                    Cpi::Table(t) => cpi = [t[s as usize]; LANES],
+                } else if let Some(t) = cpi_table {
+                    cpi = [t[s as usize]; LANES];
                 }
                 if s == next_year_end {
                     // Year-end records come before the next year's
@@ -761,7 +788,7 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
                 if rebalanced {
                     next_rebalance += rebalance.unwrap_or(u64::MAX);
                     v_prev = v;
-                    if let Some(g) = &sim.glide {
+                    if let Some(g) = glide {
                         sim.glide_weights(g, s, &mut w_now);
                         for (wc, &wn) in w_cur.iter_mut().zip(&w_now) {
                             *wc = [wn; LANES];
@@ -873,9 +900,10 @@ fn requested(
 
 /// Decides and pays year `y`'s withdrawal on every lane, selling pro rata;
 /// a request of at least the value ruins the lane (everything left is paid,
-/// the value and holdings become 0). Returns the amounts paid.
+/// the value and holdings become 0). Returns the amounts paid. Out of line:
+/// it runs once a year, and inlined it slowed the per-step loop.
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[inline(never)]
 fn withdraw(
     st: &WithdrawalStrategy,
     y: usize,
