@@ -224,8 +224,90 @@ pub enum SpecError {
         periods: usize,
     },
     /// Antithetic variates requested with a model that has no symmetric shocks.
-    #[error("antithetic variates are not available for the bootstrap model")]
+    #[error("antithetic variates are not available for the bootstrap or historical-cohort model")]
     AntitheticNotSupported,
+    /// A list has the wrong number of entries.
+    #[error("{field} must have {expected} entries, got {found}")]
+    LengthMismatch {
+        /// Path of the field, e.g. `"expense_ratios"`.
+        field: String,
+        /// Expected length.
+        expected: usize,
+        /// Actual length.
+        found: usize,
+    },
+    /// A row of glide-path weights does not sum to 1 within `1e-9`.
+    #[error("{field} must sum to 1 (±1e-9), it sums to {sum}")]
+    GlideWeightsDoNotSumToOne {
+        /// Path of the row, e.g. `"glide_path.end_weights"`.
+        field: String,
+        /// The actual sum.
+        sum: f64,
+    },
+    /// The inflation model does not fit the return model (historical
+    /// inflation needs a historical model; stochastic inflation a GBM or
+    /// Student-t one).
+    #[error("this inflation model needs {expected}")]
+    InflationModelMismatch {
+        /// The return model the inflation model needs.
+        expected: &'static str,
+    },
+    /// The correlation matrix extended with the inflation shock is not
+    /// positive semi-definite.
+    #[error(
+        "correlation matrix extended with inflation.correlation is not positive semi-definite (pivot {pivot}: {value})"
+    )]
+    InflationCorrelationNotPsd {
+        /// Zero-based index of the failing pivot.
+        pivot: usize,
+        /// The negative pivot, or the residual of a zero pivot.
+        value: f64,
+    },
+    /// `model.start_stride` is zero.
+    #[error("model.start_stride must be at least 1 period")]
+    InvalidStartStride,
+    /// The history is shorter than the horizon, so no cohort fits.
+    #[error("model.returns has {periods} periods, fewer than the {steps} steps of the horizon")]
+    NotEnoughHistory {
+        /// Periods of history.
+        periods: usize,
+        /// Steps of the horizon.
+        steps: u64,
+    },
+    /// Control variates need a model with known expectations (GBM or
+    /// Student-t).
+    #[error("control variates are available for the GBM and Student-t models only")]
+    ControlVariateNotSupported,
+    /// Quasi-Monte Carlo sampling needs the GBM or Student-t model.
+    #[error("randomised quasi-Monte Carlo is available for the GBM and Student-t models only")]
+    QmcNotSupported,
+    /// Antithetic variates and quasi-Monte Carlo cannot be combined.
+    #[error("antithetic variates cannot be combined with quasi-Monte Carlo sampling")]
+    AntitheticWithQmc,
+    /// `sampling.scramblings` is outside `2..=1024`.
+    #[error("sampling.scramblings must be in 2..=1024, got {value}")]
+    InvalidScramblings {
+        /// The offending value.
+        value: u32,
+    },
+    /// `paths` is not a multiple of `sampling.scramblings`.
+    #[error("paths ({paths}) must be a multiple of sampling.scramblings ({scramblings})")]
+    PathsNotMultipleOfScramblings {
+        /// Requested paths.
+        paths: u64,
+        /// Scramblings.
+        scramblings: u32,
+    },
+    /// More quasi-Monte Carlo dimensions (factors × steps) than supported.
+    #[error(
+        "quasi-Monte Carlo needs {dimensions} dimensions (factors × steps), at most {max} are supported"
+    )]
+    TooManyQmcDimensions {
+        /// Factors × steps.
+        dimensions: u64,
+        /// The limit ([`crate::qmc::MAX_QMC_DIMENSIONS`]).
+        max: u64,
+    },
 }
 
 impl SpecError {
@@ -266,6 +348,18 @@ impl SpecError {
             SpecError::EmptyReturns => "model.returns",
             SpecError::InvalidBlockLength { .. } => "model.block_length",
             SpecError::AntitheticNotSupported => "antithetic",
+            SpecError::LengthMismatch { field, .. }
+            | SpecError::GlideWeightsDoNotSumToOne { field, .. } => field,
+            SpecError::InflationModelMismatch { .. } => "inflation",
+            SpecError::InflationCorrelationNotPsd { .. } => "inflation.correlation",
+            SpecError::InvalidStartStride => "model.start_stride",
+            SpecError::NotEnoughHistory { .. } => "model.returns",
+            SpecError::ControlVariateNotSupported => "control_variate",
+            SpecError::QmcNotSupported => "sampling",
+            SpecError::AntitheticWithQmc => "antithetic",
+            SpecError::InvalidScramblings { .. } => "sampling.scramblings",
+            SpecError::PathsNotMultipleOfScramblings { .. } => "paths",
+            SpecError::TooManyQmcDimensions { .. } => "sampling",
         }
     }
 }

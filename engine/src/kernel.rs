@@ -15,8 +15,11 @@
 use rand_pcg::Pcg64Mcg;
 
 use crate::fastmath::exp_lanes_fused;
+use crate::intervals::normal_quantile_lanes;
+use crate::planning::WithdrawalStrategy;
+use crate::qmc::{QmcPlan, Sobol, dim_seed, owen_scramble, replicate_seed, sobol, to_unit};
 use crate::rng::{CHUNK_PATHS, ChiSquared, Isa, chunk_rng, fill_normals_isa, index};
-use crate::spec::{Model, Simulation};
+use crate::spec::{Cpi, Model, Simulation};
 
 /// Paths advanced together. Antithetic pairs are lanes `(l, l + LANES/2)`.
 pub(crate) const LANES: usize = 8;
@@ -27,12 +30,19 @@ type Lanes = [f64; LANES];
 /// infinity (and produce NaN through `0 · ∞`).
 const HOLDING_CAP: f64 = 1e290;
 
-/// Output of one chunk: year-end values (year-major, `years × len`) and the
-/// maximum drawdown of each path.
+/// Output of one chunk (`len` paths): year-end values (year-major,
+/// `years × len`), the maximum drawdown of each path, and, when tracked,
+/// the year-end price index (`years × len`), the withdrawal paid at the
+/// start of each year (`years × len`) and the control-variate value of
+/// each path (`len`).
+#[derive(Clone)]
 pub(crate) struct ChunkOut {
     pub(crate) len: usize,
     pub(crate) year_values: Vec<f64>,
     pub(crate) max_drawdown: Vec<f64>,
+    pub(crate) year_cpi: Vec<f64>,
+    pub(crate) year_withdrawals: Vec<f64>,
+    pub(crate) control: Vec<f64>,
 }
 
 /// Steps are generated in batches of about this many values
@@ -44,12 +54,33 @@ const BATCH_VALUES: usize = 2048;
 
 /// Produces the growth factors of consecutive steps for one block of lanes.
 trait Shocks {
-    /// Fills `x` (`steps × n` lane arrays, step-major, `x[k·n + i][l]`)
-    /// with the growth factors of the next `x.len() / n` steps, consuming
-    /// the random stream step by step.
+    /// Fills `x` (`steps × cols` lane arrays, step-major, `x[k·cols + i][l]`;
+    /// `cols` = [`Simulation::x_cols`]) with the growth factors of the next
+    /// `x.len() / cols` steps, consuming the random stream step by step.
     fn growth(&mut self, sim: &Simulation, rng: &mut Pcg64Mcg, x: &mut [Lanes]);
-    /// Called at the start of every block of lanes.
-    fn reset(&mut self) {}
+    /// Called at the start of every block of lanes; `first_path` is the
+    /// index of the block's lane 0 in the whole run.
+    fn reset(&mut self, _sim: &Simulation, _rng: &mut Pcg64Mcg, _first_path: u64) {}
+    /// The block's control-variate values (sum of weighted log-returns), if
+    /// accumulated.
+    fn control(&self) -> Lanes {
+        [0.0; LANES]
+    }
+}
+
+/// Adds `Σᵢ w₀ᵢ · x[k·nf + i]` (log-returns, before `exp`) of every step `k`
+/// of the batch to `acc` (the control variate, see [`crate::stats`]).
+#[inline(always)]
+fn accumulate_control(sim: &Simulation, x: &[Lanes], acc: &mut Lanes) {
+    let nf = sim.n_factors;
+    let n = sim.n_assets;
+    for xs in x.chunks_exact(nf) {
+        for (wi, xi) in sim.weights.iter().zip(&xs[..n]) {
+            for l in 0..LANES {
+                acc[l] = wi.mul_add(xi[l], acc[l]);
+            }
+        }
+    }
 }
 
 /// Fills `z` (asset-major, `z[i][l]`) with standard normals in one block;
@@ -108,7 +139,7 @@ const MIX_STEPS: usize = 4;
 /// chains. Each sum is accumulated in `j` order from `0.0`.
 #[inline(always)]
 fn correlate(sim: &Simulation, x: &mut [Lanes], scales: Option<&[Lanes]>) {
-    let n = sim.n_assets;
+    let n = sim.n_factors;
     let steps = x.len() / n;
     for i in (0..n).rev() {
         let row = &sim.shock_matrix[i * n..i * n + i + 1];
@@ -177,17 +208,29 @@ const EXP_GROUP: usize = 4 * LANES;
 
 struct GbmShocks {
     isa: Isa,
+    ctrl: Lanes,
 }
 
 impl Shocks for GbmShocks {
     #[inline(always)]
     fn growth(&mut self, sim: &Simulation, rng: &mut Pcg64Mcg, x: &mut [Lanes]) {
-        let n = sim.n_assets;
+        let n = sim.n_factors;
         for z in x.chunks_exact_mut(n) {
             draw_normals(self.isa, rng, z, sim.spec.antithetic);
         }
         correlate(sim, x, None);
+        if sim.cv {
+            accumulate_control(sim, x, &mut self.ctrl);
+        }
         exp_all(self.isa, x);
+    }
+
+    fn reset(&mut self, _: &Simulation, _: &mut Pcg64Mcg, _: u64) {
+        self.ctrl = [0.0; LANES];
+    }
+
+    fn control(&self) -> Lanes {
+        self.ctrl
     }
 }
 
@@ -197,12 +240,13 @@ struct StudentShocks {
     dof_minus_2: f64,
     /// Per-step lane scales `√((ν−2)/W)` of the current batch.
     scales: Vec<Lanes>,
+    ctrl: Lanes,
 }
 
 impl Shocks for StudentShocks {
     #[inline(always)]
     fn growth(&mut self, sim: &Simulation, rng: &mut Pcg64Mcg, x: &mut [Lanes]) {
-        let n = sim.n_assets;
+        let n = sim.n_factors;
         let antithetic = sim.spec.antithetic;
         let own = if antithetic { HALF } else { LANES };
         self.scales.resize(x.len() / n, [0.0; LANES]);
@@ -220,7 +264,18 @@ impl Shocks for StudentShocks {
             }
         }
         correlate(sim, x, Some(&self.scales));
+        if sim.cv {
+            accumulate_control(sim, x, &mut self.ctrl);
+        }
         exp_all(self.isa, x);
+    }
+
+    fn reset(&mut self, _: &Simulation, _: &mut Pcg64Mcg, _: u64) {
+        self.ctrl = [0.0; LANES];
+    }
+
+    fn control(&self) -> Lanes {
+        self.ctrl
     }
 }
 
@@ -234,13 +289,13 @@ struct BootstrapShocks<'a> {
 
 impl Shocks for BootstrapShocks<'_> {
     #[inline(always)]
-    fn reset(&mut self) {
+    fn reset(&mut self, _: &Simulation, _: &mut Pcg64Mcg, _: u64) {
         self.left = [0; LANES];
     }
 
     #[inline(always)]
     fn growth(&mut self, sim: &Simulation, rng: &mut Pcg64Mcg, x: &mut [Lanes]) {
-        let n = sim.n_assets;
+        let n = sim.hist_cols;
         for xs in x.chunks_exact_mut(n) {
             for l in 0..LANES {
                 if self.left[l] == 0 {
@@ -250,6 +305,215 @@ impl Shocks for BootstrapShocks<'_> {
                 let row = self.pos[l];
                 self.pos[l] = if row + 1 == self.periods { 0 } else { row + 1 };
                 self.left[l] -= 1;
+                let g = &self.growth[row * n..row * n + n];
+                for i in 0..n {
+                    xs[i][l] = g[i];
+                }
+            }
+        }
+    }
+}
+
+/// Randomised QMC shocks (see [`crate::qmc`]): at the start of every
+/// block, each lane's scrambled Sobol point becomes normals and, through the
+/// Brownian bridge, the step shocks of the whole horizon; the steps are then
+/// correlated and exponentiated like the pseudo-random ones.
+struct QmcShocks<'a> {
+    isa: Isa,
+    plan: &'a QmcPlan,
+    sobol: &'a Sobol,
+    seed: u64,
+    /// Step shocks of the block, `N × nf` lane arrays, step-major.
+    z: Vec<Lanes>,
+    cursor: usize,
+    /// The unscrambled point of `raw_index`.
+    raw: Vec<u32>,
+    raw_index: Option<u64>,
+    /// Each lane's unscrambled point, per dimension.
+    raw_lanes: Vec<[u32; LANES]>,
+    /// Normals per dimension.
+    xi: Vec<Lanes>,
+    /// Bridge values of one factor.
+    w: Vec<Lanes>,
+    pad: Vec<f64>,
+    /// Student-t: χ² sampler and ν − 2.
+    student: Option<(ChiSquared, f64)>,
+    scales: Vec<Lanes>,
+    ctrl: Lanes,
+}
+
+impl<'a> QmcShocks<'a> {
+    fn new(sim: &Simulation, plan: &'a QmcPlan, isa: Isa) -> Self {
+        let sobol = sobol();
+        let nf = sim.n_factors;
+        let steps = sim.total_steps as usize;
+        let ds = plan.dims.min(sobol.dims);
+        QmcShocks {
+            isa,
+            plan,
+            sobol,
+            seed: sim.spec.seed,
+            z: vec![[0.0; LANES]; steps * nf],
+            cursor: 0,
+            raw: vec![0; ds],
+            raw_index: None,
+            raw_lanes: vec![[0; LANES]; ds],
+            xi: vec![[0.0; LANES]; plan.dims],
+            w: vec![[0.0; LANES]; steps],
+            pad: vec![0.0; plan.dims - ds],
+            student: match &sim.model {
+                Model::StudentT { dof } => Some((ChiSquared::new(*dof), dof - 2.0)),
+                _ => None,
+            },
+            scales: Vec::new(),
+            ctrl: [0.0; LANES],
+        }
+    }
+}
+
+impl Shocks for QmcShocks<'_> {
+    #[inline(always)]
+    fn reset(&mut self, sim: &Simulation, rng: &mut Pcg64Mcg, first_path: u64) {
+        let r = u64::from(self.plan.scramblings);
+        let ds = self.raw.len();
+        // Per lane: the unscrambled point (lanes sharing a point index copy
+        // it) and the scrambling's base seed.
+        let mut base = [0u64; LANES];
+        let mut live = [false; LANES];
+        for l in 0..LANES {
+            let p = first_path + l as u64;
+            if p >= sim.paths {
+                continue;
+            }
+            live[l] = true;
+            let (rep, idx) = (p % r, p / r);
+            base[l] = replicate_seed(self.seed, rep as u32);
+            if self.raw_index != Some(idx) {
+                self.sobol.point(idx as u32, &mut self.raw);
+                self.raw_index = Some(idx);
+            }
+            for (rl, &v) in self.raw_lanes.iter_mut().zip(&self.raw) {
+                rl[l] = v;
+            }
+        }
+        // Dimensions outer, lanes inner: the hashing, scrambling and the
+        // central branch of Φ⁻¹ vectorise across the 8 lanes.
+        for (d, (x, rl)) in self.xi.iter_mut().zip(&self.raw_lanes).enumerate() {
+            let mut u = [0.0; LANES];
+            for l in 0..LANES {
+                u[l] = to_unit(owen_scramble(rl[l], dim_seed(base[l], d as u32)));
+            }
+            let z = normal_quantile_lanes(&u);
+            for l in 0..LANES {
+                x[l] = if live[l] { z[l] } else { 0.0 };
+            }
+        }
+        // Padding beyond the table: drawn for every lane, live or not, so
+        // the stream position never depends on the path count.
+        if !self.pad.is_empty() {
+            for l in 0..LANES {
+                fill_normals_isa(self.isa, rng, &mut self.pad);
+                for (x, &v) in self.xi[ds..].iter_mut().zip(&self.pad) {
+                    x[l] = v;
+                }
+            }
+        }
+        // Brownian bridge per factor, then the increments.
+        let nf = sim.n_factors;
+        let n = self.w.len();
+        for i in 0..nf {
+            for (c, &(m, j, k, lw, rw, sd)) in self.plan.bridge.plan.iter().enumerate() {
+                let x = self.xi[c * nf + i];
+                let mut out = [0.0; LANES];
+                if c == 0 {
+                    for q in 0..LANES {
+                        out[q] = sd * x[q];
+                    }
+                } else if j == 0 {
+                    let right = self.w[k];
+                    for q in 0..LANES {
+                        out[q] = sd.mul_add(x[q], rw * right[q]);
+                    }
+                } else {
+                    let (left, right) = (self.w[j - 1], self.w[k]);
+                    for q in 0..LANES {
+                        out[q] = sd.mul_add(x[q], lw.mul_add(left[q], rw * right[q]));
+                    }
+                }
+                self.w[m] = out;
+            }
+            for s in 0..n {
+                let mut d = self.w[s];
+                if s > 0 {
+                    for q in 0..LANES {
+                        d[q] -= self.w[s - 1][q];
+                    }
+                }
+                self.z[s * nf + i] = d;
+            }
+        }
+        self.cursor = 0;
+        self.ctrl = [0.0; LANES];
+    }
+
+    #[inline(always)]
+    fn growth(&mut self, sim: &Simulation, rng: &mut Pcg64Mcg, x: &mut [Lanes]) {
+        let nf = sim.n_factors;
+        x.copy_from_slice(&self.z[self.cursor..self.cursor + x.len()]);
+        self.cursor += x.len();
+        let scales = if let Some((chi, dm2)) = &self.student {
+            self.scales.resize(x.len() / nf, [0.0; LANES]);
+            for s in self.scales.iter_mut() {
+                for l in 0..LANES {
+                    let w = chi.sample(rng);
+                    s[l] = (dm2 / w.max(f64::MIN_POSITIVE)).sqrt();
+                }
+            }
+            Some(&self.scales[..])
+        } else {
+            None
+        };
+        correlate(sim, x, scales);
+        if sim.cv {
+            accumulate_control(sim, x, &mut self.ctrl);
+        }
+        exp_all(self.isa, x);
+    }
+
+    fn control(&self) -> Lanes {
+        self.ctrl
+    }
+}
+
+/// Historical cohorts: lane `l` of the block starting at path `p` follows
+/// the history from row `(p + l) · stride` on (no random numbers).
+struct CohortShocks<'a> {
+    growth: &'a [f64],
+    stride: usize,
+    pos: [usize; LANES],
+}
+
+impl Shocks for CohortShocks<'_> {
+    #[inline(always)]
+    fn reset(&mut self, sim: &Simulation, _: &mut Pcg64Mcg, first_path: u64) {
+        for l in 0..LANES {
+            let p = first_path + l as u64;
+            // Lanes past the last cohort replay cohort 0 (never recorded).
+            self.pos[l] = if p < sim.paths {
+                p as usize * self.stride
+            } else {
+                0
+            };
+        }
+    }
+
+    #[inline(always)]
+    fn growth(&mut self, sim: &Simulation, _: &mut Pcg64Mcg, x: &mut [Lanes]) {
+        let n = sim.hist_cols;
+        for xs in x.chunks_exact_mut(n) {
+            for l in 0..LANES {
+                let row = self.pos[l];
+                self.pos[l] += 1;
                 let g = &self.growth[row * n..row * n + n];
                 for i in 0..n {
                     xs[i][l] = g[i];
@@ -301,9 +565,19 @@ fn simulate_chunk_avx2(sim: &Simulation, chunk: u64) -> ChunkOut {
 /// Baseline-ISA kernel (also the body of the wide variants).
 #[inline(always)]
 pub(crate) fn simulate_chunk_portable(sim: &Simulation, chunk: u64, isa: Isa) -> ChunkOut {
+    if let Some(plan) = &sim.qmc {
+        return run(sim, chunk, QmcShocks::new(sim, plan, isa));
+    }
     match &sim.model {
-        Model::Gbm => run_chunk(sim, chunk, GbmShocks { isa }),
-        Model::StudentT { dof } => run_chunk(
+        Model::Gbm => run(
+            sim,
+            chunk,
+            GbmShocks {
+                isa,
+                ctrl: [0.0; LANES],
+            },
+        ),
+        Model::StudentT { dof } => run(
             sim,
             chunk,
             StudentShocks {
@@ -312,13 +586,14 @@ pub(crate) fn simulate_chunk_portable(sim: &Simulation, chunk: u64, isa: Isa) ->
                 chi: ChiSquared::new(*dof),
                 dof_minus_2: dof - 2.0,
                 scales: Vec::new(),
+                ctrl: [0.0; LANES],
             },
         ),
         Model::Bootstrap {
             growth,
             periods,
             block_length,
-        } => run_chunk(
+        } => run(
             sim,
             chunk,
             BootstrapShocks {
@@ -329,39 +604,108 @@ pub(crate) fn simulate_chunk_portable(sim: &Simulation, chunk: u64, isa: Isa) ->
                 left: [0; LANES],
             },
         ),
+        Model::Cohorts { growth, stride } => run(
+            sim,
+            chunk,
+            CohortShocks {
+                growth,
+                stride: *stride,
+                pos: [0; LANES],
+            },
+        ),
+    }
+}
+
+/// [`run_chunk`] compiled twice: without the planning features (price
+/// index, withdrawals, glide path) the extra per-step and year-end code is
+/// not compiled in at all, which keeps the hot loop's state in registers
+/// (inlined, it cost case (b) about 8 % of its run time through spills).
+#[inline(always)]
+fn run<S: Shocks>(sim: &Simulation, chunk: u64, shocks: S) -> ChunkOut {
+    let planning =
+        sim.spec.withdrawal.is_some() || !matches!(sim.cpi, Cpi::None) || sim.glide.is_some();
+    if planning {
+        run_chunk::<S, true>(sim, chunk, shocks)
+    } else {
+        run_chunk::<S, false>(sim, chunk, shocks)
     }
 }
 
 #[inline(always)]
-fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut {
+fn run_chunk<S: Shocks, const PLANNING: bool>(
+    sim: &Simulation,
+    chunk: u64,
+    mut shocks: S,
+) -> ChunkOut {
     let spec = &sim.spec;
     let start = chunk as usize * CHUNK_PATHS;
-    let len = CHUNK_PATHS.min(spec.paths as usize - start);
+    let len = CHUNK_PATHS.min(sim.paths as usize - start);
     let years = spec.horizon_years as usize;
     let spy = spec.steps_per_year as u64;
     let n = sim.n_assets;
+    let cols = sim.x_cols();
     let v0 = spec.initial_value;
     let w = &sim.weights;
     let rebalance = sim.rebalance_every.map(u64::from);
+    let track_cpi = PLANNING && !matches!(sim.cpi, Cpi::None);
+    let cpi_factor = PLANNING && matches!(sim.cpi, Cpi::Factor);
+    let cpi_table = match &sim.cpi {
+        Cpi::Table(t) if PLANNING => Some(&t[..]),
+        _ => None,
+    };
+    let strategy = if PLANNING {
+        spec.withdrawal.as_ref()
+    } else {
+        None
+    };
+    let glide = if PLANNING { sim.glide.as_ref() } else { None };
 
     let mut rng = chunk_rng(spec.seed, chunk);
     let mut year_values = vec![0.0; years * len];
     let mut max_drawdown = vec![0.0; len];
-    let batch = (BATCH_VALUES / (n * LANES)).max(1) as u64;
-    let mut x = vec![[0.0; LANES]; batch.min(sim.total_steps) as usize * n];
+    let mut year_cpi = if track_cpi {
+        vec![0.0; years * len]
+    } else {
+        Vec::new()
+    };
+    let mut year_withdrawals = if strategy.is_some() {
+        vec![0.0; years * len]
+    } else {
+        Vec::new()
+    };
+    let mut control = if sim.cv { vec![0.0; len] } else { Vec::new() };
+    let batch = (BATCH_VALUES / (cols * LANES)).max(1) as u64;
+    let mut x = vec![[0.0; LANES]; batch.min(sim.total_steps) as usize * cols];
     let mut h = vec![[0.0; LANES]; n];
     let w_lanes: Vec<Lanes> = w.iter().map(|&wi| [wi; LANES]).collect();
+    // Target weights of the latest rebalancing (they change with a glide
+    // path), as lanes and as numbers.
+    let mut w_cur = w_lanes.clone();
+    let mut w_now = w.clone();
     let value_cap = n as f64 * HOLDING_CAP;
 
     let mut block = 0;
     while block < len {
         let live = LANES.min(len - block);
-        shocks.reset();
+        shocks.reset(sim, &mut rng, (start + block) as u64);
         for (hi, wi) in h.iter_mut().zip(w) {
             *hi = [v0 * wi; LANES];
         }
+        if glide.is_some() {
+            w_cur.clone_from(&w_lanes);
+            w_now.clone_from(w);
+        }
         let mut peak = [v0; LANES];
         let mut dd: Lanes = [0.0; LANES];
+        let mut cpi: Lanes = [1.0; LANES];
+        let mut wst = WithdrawalState::new(v0);
+        if let Some(st) = strategy {
+            // The first withdrawal, at t = 0.
+            let mut v = [v0; LANES];
+            let paid = withdraw(st, 0, years, v0, &mut v, &mut h, &cpi, &mut wst);
+            year_withdrawals[block..block + live].copy_from_slice(&paid[..live]);
+            peak = v;
+        }
         let mut next_rebalance = rebalance.unwrap_or(u64::MAX);
         let mut next_year_end = spy;
         let mut rebalanced = false;
@@ -369,9 +713,9 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
         let mut s = 1;
         while s <= sim.total_steps {
             let steps = batch.min(sim.total_steps + 1 - s) as usize;
-            let xb = &mut x[..steps * n];
+            let xb = &mut x[..steps * cols];
             shocks.growth(sim, &mut rng, xb);
-            for xs in xb.chunks_exact(n) {
+            for xs in xb.chunks_exact(cols) {
                 let mut v = [0.0; LANES];
                 let flow = if sim.has_flows {
                     sim.flows[(s - 1) as usize]
@@ -385,7 +729,7 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
                     // (the most the per-holding caps of the general path
                     // allow).
                     let mut g = [0.0; LANES];
-                    for (wi, xi) in w_lanes.iter().zip(xs) {
+                    for (wi, xi) in w_cur.iter().zip(&xs[..n]) {
                         for l in 0..LANES {
                             g[l] = wi[l].mul_add(xi[l], g[l]);
                         }
@@ -397,7 +741,7 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
                 } else if rebalanced {
                     // The holdings are `w · v_prev` (the rebalancing of the
                     // previous step, folded into this pass).
-                    for ((hi, wi), xi) in h.iter_mut().zip(&w_lanes).zip(xs) {
+                    for ((hi, wi), xi) in h.iter_mut().zip(&w_cur).zip(&xs[..n]) {
                         let mut hr = [0.0; LANES];
                         for l in 0..LANES {
                             hr[l] = wi[l] * v_prev[l];
@@ -406,12 +750,37 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
                         grow(hi, xi, &mut v);
                     }
                 } else {
-                    for (hi, xi) in h.iter_mut().zip(xs) {
+                    for (hi, xi) in h.iter_mut().zip(&xs[..n]) {
                         grow(hi, xi, &mut v);
                     }
                 }
                 if flow != 0.0 {
-                    apply_flow(&mut h, &mut v, w, flow);
+                    apply_flow(&mut h, &mut v, &w_now, flow);
+                }
+                if cpi_factor {
+                    for l in 0..LANES {
+                        cpi[l] *= xs[n][l];
+                    }
+                } else if let Some(t) = cpi_table {
+                    cpi = [t[s as usize]; LANES];
+                }
+                if s == next_year_end {
+                    // Year-end records come before the next year's
+                    // withdrawal.
+                    let y = (s / spy - 1) as usize;
+                    let at = y * len + block;
+                    year_values[at..at + live].copy_from_slice(&v[..live]);
+                    if track_cpi {
+                        year_cpi[at..at + live].copy_from_slice(&cpi[..live]);
+                    }
+                    next_year_end += spy;
+                    if let Some(st) = strategy
+                        && y + 1 < years
+                    {
+                        let paid = withdraw(st, y + 1, years, v0, &mut v, &mut h, &cpi, &mut wst);
+                        let at = (y + 1) * len + block;
+                        year_withdrawals[at..at + live].copy_from_slice(&paid[..live]);
+                    }
                 }
                 // Rebalancing (`h ← w · v`) is applied lazily by the next
                 // step's growth pass; `h` is not read before then.
@@ -419,6 +788,12 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
                 if rebalanced {
                     next_rebalance += rebalance.unwrap_or(u64::MAX);
                     v_prev = v;
+                    if let Some(g) = glide {
+                        sim.glide_weights(g, s, &mut w_now);
+                        for (wc, &wn) in w_cur.iter_mut().zip(&w_now) {
+                            *wc = [wn; LANES];
+                        }
+                    }
                 }
                 for l in 0..LANES {
                     // Selects rather than `f64::max` (values are never NaN).
@@ -426,23 +801,156 @@ fn run_chunk<S: Shocks>(sim: &Simulation, chunk: u64, mut shocks: S) -> ChunkOut
                     let d = (peak[l] - v[l]) / peak[l];
                     dd[l] = if d > dd[l] { d } else { dd[l] };
                 }
-                if s == next_year_end {
-                    let y = (s / spy - 1) as usize;
-                    year_values[y * len + block..y * len + block + live]
-                        .copy_from_slice(&v[..live]);
-                    next_year_end += spy;
-                }
                 s += 1;
             }
         }
         max_drawdown[block..block + live].copy_from_slice(&dd[..live]);
+        if sim.cv {
+            control[block..block + live].copy_from_slice(&shocks.control()[..live]);
+        }
         block += LANES;
     }
     ChunkOut {
         len,
         year_values,
         max_drawdown,
+        year_cpi,
+        year_withdrawals,
+        control,
     }
+}
+
+/// Per-lane memory of a withdrawal strategy.
+struct WithdrawalState {
+    /// The previous year's decided (requested) withdrawal.
+    w_prev: Lanes,
+    /// The value right after the previous withdrawal.
+    post_prev: Lanes,
+    /// The price index at the previous withdrawal.
+    cpi_prev: Lanes,
+}
+
+impl WithdrawalState {
+    fn new(v0: f64) -> Self {
+        WithdrawalState {
+            w_prev: [0.0; LANES],
+            post_prev: [v0; LANES],
+            cpi_prev: [1.0; LANES],
+        }
+    }
+}
+
+/// The withdrawal requested in year `y` (see [`WithdrawalStrategy`]) for a
+/// lane with value `v > 0` and price index `cpi`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn requested(
+    st: &WithdrawalStrategy,
+    y: usize,
+    years: usize,
+    v0: f64,
+    v: f64,
+    cpi: f64,
+    w_prev: f64,
+    post_prev: f64,
+    cpi_prev: f64,
+) -> f64 {
+    match st {
+        WithdrawalStrategy::ConstantAmount { initial_rate } => initial_rate * v0 * cpi,
+        WithdrawalStrategy::ConstantPercentage { rate } => rate * v,
+        WithdrawalStrategy::Guardrails(g) => {
+            let r = g.initial_rate;
+            if y == 0 {
+                return r * v0;
+            }
+            let frozen = g.inflation_rule && v < post_prev && w_prev / v > r;
+            let mut w = if frozen {
+                w_prev
+            } else {
+                w_prev * (cpi / cpi_prev)
+            };
+            let rate = w / v;
+            if rate > r * (1.0 + g.upper) && (years - y) as u64 > u64::from(g.no_cut_final_years) {
+                w *= 1.0 - g.adjustment;
+            } else if rate < r * (1.0 - g.lower) {
+                w *= 1.0 + g.adjustment;
+            }
+            w
+        }
+        WithdrawalStrategy::FloorCeiling {
+            rate,
+            floor,
+            ceiling,
+        } => {
+            let base = rate * v0 * cpi;
+            let w = rate * v;
+            let lo = floor * base;
+            let hi = ceiling * base;
+            if w < lo {
+                lo
+            } else if w > hi {
+                hi
+            } else {
+                w
+            }
+        }
+        WithdrawalStrategy::Vpw { rates } => rates[y] * v,
+    }
+}
+
+/// Decides and pays year `y`'s withdrawal on every lane, selling pro rata;
+/// a request of at least the value ruins the lane (everything left is paid,
+/// the value and holdings become 0). Returns the amounts paid. Out of line:
+/// it runs once a year, and inlined it slowed the per-step loop.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn withdraw(
+    st: &WithdrawalStrategy,
+    y: usize,
+    years: usize,
+    v0: f64,
+    v: &mut Lanes,
+    h: &mut [Lanes],
+    cpi: &Lanes,
+    state: &mut WithdrawalState,
+) -> Lanes {
+    let mut paid = [0.0; LANES];
+    for l in 0..LANES {
+        let vl = v[l];
+        if vl <= 0.0 {
+            continue; // ruined paths stay at zero
+        }
+        let w = requested(
+            st,
+            y,
+            years,
+            v0,
+            vl,
+            cpi[l],
+            state.w_prev[l],
+            state.post_prev[l],
+            state.cpi_prev[l],
+        );
+        state.w_prev[l] = w;
+        state.cpi_prev[l] = cpi[l];
+        if w >= vl {
+            paid[l] = vl;
+            for hi in h.iter_mut() {
+                hi[l] = 0.0;
+            }
+            v[l] = 0.0;
+        } else if w > 0.0 {
+            paid[l] = w;
+            let nv = vl - w;
+            let r = nv / vl;
+            for hi in h.iter_mut() {
+                hi[l] *= r;
+            }
+            v[l] = nv;
+        }
+        state.post_prev[l] = v[l];
+    }
+    paid
 }
 
 /// `h ← min(h·x, HOLDING_CAP)`, `v += h`, lane-wise, written as whole-array
@@ -517,7 +1025,7 @@ mod tests {
             // Rebalanced every step without flows: the `v · Σ wᵢ xᵢ` path.
             (ReturnModel::Gbm, Rebalancing::EveryStep, false),
         ];
-        for (model, rebalancing, flows) in cases {
+        for (k, (model, rebalancing, flows)) in cases.into_iter().enumerate() {
             let spec = SimulationSpec {
                 assets: (0..5)
                     .map(|i| Asset {
@@ -543,14 +1051,37 @@ mod tests {
                 }),
                 antithetic: flows,
                 histogram_bins: 5,
+                ..Default::default()
             };
-            let sim = Simulation::new(spec).unwrap();
-            for c in 0..2 {
-                let a = simulate_chunk(&sim, c);
-                let b = simulate_chunk_portable(&sim, c, Isa::Portable);
-                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&a.year_values), bits(&b.year_values));
-                assert_eq!(bits(&a.max_drawdown), bits(&b.max_drawdown));
+            // The same cases again with the Engine 0.5 options on: RQMC
+            // (antithetics off), a control variate, stochastic inflation and
+            // guardrail withdrawals.
+            let mut rich = spec.clone();
+            rich.antithetic = false;
+            rich.paths = 8 * 40;
+            rich.sampling = crate::Sampling::Rqmc { scramblings: 8 };
+            rich.control_variate = true;
+            rich.inflation = crate::Inflation::Stochastic {
+                drift: 0.02,
+                volatility: 0.01,
+                correlation: vec![0.1; 5],
+            };
+            rich.withdrawal = Some(crate::WithdrawalStrategy::Guardrails(
+                crate::Guardrails::new(0.05),
+            ));
+            let _ = k;
+            for spec in [spec, rich] {
+                let sim = Simulation::new(spec).unwrap();
+                for c in 0..2 {
+                    let a = simulate_chunk(&sim, c);
+                    let b = simulate_chunk_portable(&sim, c, Isa::Portable);
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&a.year_values), bits(&b.year_values));
+                    assert_eq!(bits(&a.max_drawdown), bits(&b.max_drawdown));
+                    assert_eq!(bits(&a.year_cpi), bits(&b.year_cpi));
+                    assert_eq!(bits(&a.year_withdrawals), bits(&b.year_withdrawals));
+                    assert_eq!(bits(&a.control), bits(&b.control));
+                }
             }
         }
     }
@@ -583,6 +1114,7 @@ mod tests {
                 cash_flow: flow,
                 antithetic: false,
                 histogram_bins: 1,
+                ..Default::default()
             };
             Simulation::new(spec).unwrap().run().terminal.mean
         };
@@ -624,13 +1156,18 @@ mod tests {
             cash_flow: None,
             antithetic: false,
             histogram_bins: 1,
+            ..Default::default()
         };
         let sim = Simulation::new(spec).unwrap();
         let mut rng = chunk_rng(1, 0);
         let mut x = vec![[0.0; LANES]; 3];
         let mut logs = vec![Vec::new(); 3];
         for _ in 0..2_500 {
-            GbmShocks { isa: Isa::Portable }.growth(&sim, &mut rng, &mut x);
+            GbmShocks {
+                isa: Isa::Portable,
+                ctrl: [0.0; LANES],
+            }
+            .growth(&sim, &mut rng, &mut x);
             for i in 0..3 {
                 logs[i].extend(x[i].iter().map(|g| g.ln()));
             }

@@ -5,6 +5,7 @@
 
 use crate::SpecError;
 use crate::linalg::cholesky_psd;
+use crate::planning::{GlidePath, Inflation, WithdrawalStrategy};
 
 /// Maximum number of assets in one simulation.
 pub const MAX_ASSETS: usize = 50;
@@ -12,8 +13,10 @@ pub const MAX_ASSETS: usize = 50;
 pub const MAX_HORIZON_YEARS: u32 = 100;
 /// Maximum number of histogram bins.
 pub const MAX_HISTOGRAM_BINS: u32 = 10_000;
-/// Maximum `paths × horizon_years`: the engine keeps one `f64` per path and
-/// year end (for the fan-chart bands), i.e. at most 400 MB.
+/// Maximum `paths × horizon_years × series`: the engine keeps one `f64` per
+/// path, year end and tracked series (the value; the price index with an
+/// inflation model; the withdrawal with a withdrawal strategy), i.e. at
+/// most 400 MB.
 pub const MAX_STORED_VALUES: u64 = 50_000_000;
 /// Largest accepted |annualised drift| (decimal, 1.0 = 100 % a year).
 pub const MAX_ABS_DRIFT: f64 = 1.0;
@@ -58,6 +61,23 @@ pub enum ReturnModel {
         /// Block length in periods (1 = i.i.d. rows); blocks wrap around the
         /// end of the history (circular block bootstrap).
         block_length: usize,
+    },
+    /// Every historical start as a deterministic sequence (cFIREsim's
+    /// method): path `k` (a *cohort*) follows rows `k·start_stride,
+    /// k·start_stride + 1, …` of `returns` in order, one row per step, with
+    /// no wrap-around. There are `⌊(periods − steps) / start_stride⌋ + 1`
+    /// cohorts (every start with a full horizon of history); `paths` is
+    /// ignored and the result's `paths` is the number of cohorts. No random
+    /// numbers are drawn (`seed` is unused). With
+    /// [`crate::history::History::returns_matrix`] and `start_stride = 12`,
+    /// cohort `k` starts in January of year 1871 + k.
+    HistoricalCohorts {
+        /// periods × assets matrix of simple periodic returns (decimal,
+        /// ≥ −1), one period per step.
+        returns: Vec<Vec<f64>>,
+        /// Periods between consecutive cohort starts (≥ 1; 12 = yearly with
+        /// monthly data).
+        start_stride: usize,
     },
 }
 
@@ -138,6 +158,81 @@ pub struct SimulationSpec {
     pub antithetic: bool,
     /// Number of equal-width bins of the terminal-value histogram.
     pub histogram_bins: u32,
+    /// Annual expense ratio per asset (decimal, 0.001 = 0.1 % a year, in
+    /// `[0, 1)`), charged every step as the factor `(1 − e)^Δ` on the
+    /// asset's growth (so a full year charges exactly `e`). Empty = no
+    /// fees; otherwise one entry per asset.
+    pub expense_ratios: Vec<f64>,
+    /// Target weights changing over the horizon (`None`: the assets'
+    /// weights throughout).
+    pub glide_path: Option<GlidePath>,
+    /// Withdrawal strategy (annual, at the start of each year; see
+    /// [`WithdrawalStrategy`]). May be combined with `cash_flow`.
+    pub withdrawal: Option<WithdrawalStrategy>,
+    /// Price-index model for real (today's money) outputs and
+    /// inflation-adjusted withdrawals.
+    pub inflation: Inflation,
+    /// Confidence level of every reported interval, in `(0, 1)` (default
+    /// 0.95).
+    pub confidence_level: f64,
+    /// Pseudo-random or randomised quasi-Monte Carlo sampling.
+    pub sampling: Sampling,
+    /// Control variates for the terminal mean and percentiles (GBM and
+    /// Student-t models; see [`SimulationResult`](crate::SimulationResult)).
+    pub control_variate: bool,
+}
+
+/// How the random shocks are sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Sampling {
+    /// Pseudo-random numbers (PCG-64 streams per chunk, ziggurat normals).
+    #[default]
+    PseudoRandom,
+    /// Randomised quasi-Monte Carlo (GBM and Student-t models): Sobol
+    /// points (Joe & Kuo 2008 direction numbers), Owen-scrambled (nested
+    /// uniform scrambling in Burley's 2020 hashed form), normals by the
+    /// inverse normal CDF, paths built by a Brownian bridge so the first
+    /// coordinates carry most of the variance. `scramblings` independent
+    /// scramblings run interleaved (path `p` belongs to scrambling
+    /// `p mod scramblings`, point `p div scramblings` of it), and every
+    /// interval comes from the spread between them. See [`crate::qmc`].
+    Rqmc {
+        /// Independent scramblings, 2..=1024; `paths` must be a multiple.
+        scramblings: u32,
+    },
+}
+
+impl Default for SimulationSpec {
+    /// A starting point for struct-update syntax
+    /// (`SimulationSpec { assets, correlation, ..Default::default() }`):
+    /// **no assets** (invalid until `assets` and `correlation` are set),
+    /// initial value 100 000, 30 years of monthly steps, 10 000 paths,
+    /// seed 0, GBM, no rebalancing, no cash flow, no antithetics, 50
+    /// histogram bins, 95 % intervals; every optional feature off.
+    fn default() -> Self {
+        SimulationSpec {
+            assets: Vec::new(),
+            correlation: Vec::new(),
+            initial_value: 100_000.0,
+            horizon_years: 30,
+            steps_per_year: 12,
+            paths: 10_000,
+            seed: 0,
+            model: ReturnModel::Gbm,
+            rebalancing: Rebalancing::Never,
+            cash_flow: None,
+            antithetic: false,
+            histogram_bins: 50,
+            expense_ratios: Vec::new(),
+            glide_path: None,
+            withdrawal: None,
+            inflation: Inflation::None,
+            confidence_level: 0.95,
+            sampling: Sampling::PseudoRandom,
+            control_variate: false,
+        }
+    }
 }
 
 /// Resource caps applied by [`crate::Simulation::with_limits`].
@@ -167,11 +262,174 @@ pub(crate) enum Model {
         dof: f64,
     },
     Bootstrap {
-        /// periods × assets growth factors `1 + r`, row-major.
+        /// periods × columns growth factors `(1 + r)` (times the fee
+        /// factor), row-major; a last column `1 + inflation` with
+        /// historical inflation.
         growth: Vec<f64>,
         periods: usize,
         block_length: usize,
     },
+    Cohorts {
+        /// As for `Bootstrap`.
+        growth: Vec<f64>,
+        stride: usize,
+    },
+}
+
+/// Internal form of the glide path.
+#[derive(Debug, Clone)]
+pub(crate) enum Glide {
+    Linear { end: Vec<f64> },
+    Yearly { rows: Vec<Vec<f64>> },
+}
+
+/// How the price index is obtained in the kernel.
+#[derive(Debug, Clone)]
+pub(crate) enum Cpi {
+    /// No index (1 throughout).
+    None,
+    /// Deterministic: the index after step `s` (`s = 0..=N`).
+    Table(Vec<f64>),
+    /// The last factor column of the shocks / history (`1 + inflation`).
+    Factor,
+}
+
+/// Validates a row of target weights (one per asset, in [0, 1], sum 1).
+fn check_weights(field: &str, w: &[f64], n: usize) -> Result<(), SpecError> {
+    if w.len() != n {
+        return Err(SpecError::LengthMismatch {
+            field: field.into(),
+            expected: n,
+            found: w.len(),
+        });
+    }
+    let mut sum = 0.0;
+    for (i, &v) in w.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        let v = finite(f.clone(), v)?;
+        in_range(f, v, (0.0..=1.0).contains(&v), "in [0, 1]")?;
+        sum += v;
+    }
+    if (sum - 1.0).abs() > 1e-9 {
+        return Err(SpecError::GlideWeightsDoNotSumToOne {
+            field: field.into(),
+            sum,
+        });
+    }
+    Ok(())
+}
+
+/// Validates a withdrawal strategy's parameters.
+fn validate_withdrawal(w: &WithdrawalStrategy, years: u32) -> Result<(), SpecError> {
+    let rate = |f: &str, v: f64, max_incl: bool| -> Result<(), SpecError> {
+        let v = finite(f, v)?;
+        let ok = v >= 0.0 && if max_incl { v <= 1.0 } else { v < 1.0 };
+        in_range(
+            f,
+            v,
+            ok,
+            if max_incl {
+                "in [0, 1] (decimal)"
+            } else {
+                "in [0, 1) (decimal)"
+            },
+        )
+    };
+    match w {
+        WithdrawalStrategy::ConstantAmount { initial_rate } => {
+            rate("withdrawal.initial_rate", *initial_rate, true)
+        }
+        WithdrawalStrategy::ConstantPercentage { rate: r } => rate("withdrawal.rate", *r, false),
+        WithdrawalStrategy::Guardrails(g) => {
+            rate("withdrawal.initial_rate", g.initial_rate, true)?;
+            let up = finite("withdrawal.upper", g.upper)?;
+            in_range(
+                "withdrawal.upper",
+                up,
+                (0.0..=10.0).contains(&up),
+                "in [0, 10] (fraction of the initial rate)",
+            )?;
+            rate("withdrawal.lower", g.lower, true)?;
+            rate("withdrawal.adjustment", g.adjustment, false)
+        }
+        WithdrawalStrategy::FloorCeiling {
+            rate: r,
+            floor,
+            ceiling,
+        } => {
+            rate("withdrawal.rate", *r, false)?;
+            rate("withdrawal.floor", *floor, true)?;
+            let c = finite("withdrawal.ceiling", *ceiling)?;
+            in_range(
+                "withdrawal.ceiling",
+                c,
+                (1.0..=1e6).contains(&c),
+                ">= 1 (multiple of the initial withdrawal)",
+            )
+        }
+        WithdrawalStrategy::Vpw { rates } => {
+            if rates.len() < years as usize {
+                return Err(SpecError::LengthMismatch {
+                    field: "withdrawal.rates".into(),
+                    expected: years as usize,
+                    found: rates.len(),
+                });
+            }
+            for (y, &r) in rates.iter().enumerate() {
+                rate(&format!("withdrawal.rates[{y}]"), r, true)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// periods × columns growth table of a historical model (see
+/// [`Model::Bootstrap`]).
+fn growth_table(
+    returns: &[Vec<f64>],
+    n: usize,
+    fee_factor: &[f64],
+    inflation: &Inflation,
+) -> Result<Vec<f64>, SpecError> {
+    if returns.is_empty() {
+        return Err(SpecError::EmptyReturns);
+    }
+    let infl = match inflation {
+        Inflation::Historical { rates } => Some(rates),
+        _ => None,
+    };
+    let cols = n + usize::from(infl.is_some());
+    let mut growth = Vec::with_capacity(returns.len() * cols);
+    for (r, row) in returns.iter().enumerate() {
+        if row.len() != n {
+            return Err(SpecError::ReturnsRowLength {
+                field: format!("model.returns[{r}]"),
+                row: r,
+                expected: n,
+                found: row.len(),
+            });
+        }
+        for (col, &v) in row.iter().enumerate() {
+            if !(-1.0..=1e6).contains(&v) {
+                return Err(SpecError::InvalidReturn {
+                    field: format!("model.returns[{r}][{col}]"),
+                    row: r,
+                    col,
+                    value: v,
+                });
+            }
+            let g = 1.0 + v;
+            growth.push(if fee_factor[col] == 1.0 {
+                g
+            } else {
+                g * fee_factor[col]
+            });
+        }
+        if let Some(rates) = infl {
+            growth.push(1.0 + rates[r]);
+        }
+    }
+    Ok(growth)
 }
 
 /// The validated simulation, ready to run.
@@ -182,7 +440,8 @@ pub struct Simulation {
     pub(crate) weights: Vec<f64>,
     /// Per-step log drift `(μᵢ − σᵢ²/2) Δ`.
     pub(crate) log_drift: Vec<f64>,
-    /// `σᵢ √Δ · L[i][j]`, row-major n × n lower triangle.
+    /// `σᵢ √Δ · L[i][j]`, row-major nf × nf lower triangle (nf =
+    /// `n_factors`).
     pub(crate) shock_matrix: Vec<f64>,
     pub(crate) model: Model,
     /// Rebalancing interval in steps (`None` = never).
@@ -191,6 +450,19 @@ pub struct Simulation {
     pub(crate) flows: Vec<f64>,
     pub(crate) has_flows: bool,
     pub(crate) total_steps: u64,
+    /// Shock factors: the assets, plus one for stochastic inflation.
+    pub(crate) n_factors: usize,
+    /// Columns of a historical growth table (assets, plus historical CPI).
+    pub(crate) hist_cols: usize,
+    /// Paths simulated (`spec.paths`, or the number of cohorts).
+    pub(crate) paths: u64,
+    pub(crate) glide: Option<Glide>,
+    pub(crate) cpi: Cpi,
+    /// Normal quantile of the two-sided confidence level.
+    pub(crate) z: f64,
+    pub(crate) qmc: Option<crate::qmc::QmcPlan>,
+    /// Control variate requested (and available).
+    pub(crate) cv: bool,
 }
 
 fn finite(field: impl Into<String>, value: f64) -> Result<f64, SpecError> {
@@ -257,6 +529,7 @@ impl Simulation {
     ///     cash_flow: None,
     ///     antithetic: false,
     ///     histogram_bins: 20,
+    ///     ..Default::default()
     /// };
     /// let result = Simulation::new(spec)?.run();
     /// assert_eq!(result.yearly.len(), 10);
@@ -288,6 +561,27 @@ impl Simulation {
     /// * `rebalancing`: `EveryNSteps(n)` needs n ≥ 1.
     /// * `cash_flow.amount` finite with |amount| ≤ [`MAX_AMOUNT`];
     ///   `cash_flow.annual_growth` finite, in (−1, 1].
+    /// * `model.start_stride` ≥ 1 and `model.returns` at least as long as
+    ///   the horizon in steps (historical cohorts; `paths` is then the
+    ///   number of cohorts and is what the path/work/memory caps check).
+    ///   Memory counts `paths × horizon_years × (1 + inflation tracked +
+    ///   withdrawals tracked)`.
+    /// * `expense_ratios`: empty or one finite entry in [0, 1) per asset.
+    /// * `inflation`: `rate` in (−1, 1]; `drift` |·| ≤ 1, `volatility` in
+    ///   [0, 2], one `correlation` in [−1, 1] per asset with a PSD extended
+    ///   matrix, GBM/Student-t only; historical `rates` one per history row
+    ///   (> −1), bootstrap/cohort models only.
+    /// * `glide_path`: rows of one weight in [0, 1] per asset summing to 1
+    ///   (±1e-9); a yearly schedule needs at least one row.
+    /// * `withdrawal`: rates in [0, 1] (`ConstantPercentage`, `FloorCeiling`
+    ///   rates in [0, 1)); guardrail `upper` in [0, 10], `lower` in [0, 1],
+    ///   `adjustment` in [0, 1); floor in [0, 1], ceiling ≥ 1; VPW at least
+    ///   `horizon_years` rates.
+    /// * `confidence_level` in (0, 1).
+    /// * `sampling: Rqmc`: GBM/Student-t only, not with `antithetic`,
+    ///   `scramblings` in 2..=1024 dividing `paths`, factors × steps ≤
+    ///   [`crate::qmc::MAX_QMC_DIMENSIONS`].
+    /// * `control_variate`: GBM/Student-t only.
     pub fn with_limits(spec: SimulationSpec, limits: &Limits) -> Result<Simulation, SpecError> {
         let n = spec.assets.len();
         if n == 0 {
@@ -417,33 +711,166 @@ impl Simulation {
                 max: MAX_HISTOGRAM_BINS,
             });
         }
-        if spec.paths == 0 {
+        let total_steps = spec.horizon_years as u64 * spec.steps_per_year as u64;
+        // Historical cohorts: one path per start with a full horizon.
+        let paths = match &spec.model {
+            ReturnModel::HistoricalCohorts {
+                returns,
+                start_stride,
+            } => {
+                if *start_stride == 0 {
+                    return Err(SpecError::InvalidStartStride);
+                }
+                let periods = returns.len() as u64;
+                if periods < total_steps {
+                    return Err(SpecError::NotEnoughHistory {
+                        periods: returns.len(),
+                        steps: total_steps,
+                    });
+                }
+                (periods - total_steps) / *start_stride as u64 + 1
+            }
+            _ => spec.paths,
+        };
+        if paths == 0 {
             return Err(SpecError::NoPaths);
         }
-        if spec.paths > limits.max_paths {
+        if paths > limits.max_paths {
             return Err(SpecError::TooManyPaths {
-                paths: spec.paths,
+                paths,
                 max: limits.max_paths,
             });
         }
-        let total_steps = spec.horizon_years as u64 * spec.steps_per_year as u64;
-        let work = spec
-            .paths
-            .saturating_mul(n as u64)
-            .saturating_mul(total_steps);
+        let work = paths.saturating_mul(n as u64).saturating_mul(total_steps);
         if work > limits.max_work {
             return Err(SpecError::TooMuchWork {
                 work,
                 max: limits.max_work,
             });
         }
-        let stored = spec.paths.saturating_mul(spec.horizon_years as u64);
+        // Year-end values, plus the price index and the withdrawals when
+        // they are tracked.
+        let per_year = 1
+            + u64::from(!matches!(spec.inflation, Inflation::None))
+            + u64::from(spec.withdrawal.is_some());
+        let stored = paths
+            .saturating_mul(spec.horizon_years as u64)
+            .saturating_mul(per_year);
         if stored > MAX_STORED_VALUES {
             return Err(SpecError::TooMuchMemory {
                 values: stored,
                 max: MAX_STORED_VALUES,
             });
         }
+
+        let dt = 1.0 / spec.steps_per_year as f64;
+
+        // Expense ratios: per-step log factor `Δ · ln(1 − e)`.
+        let mut log_fee = vec![0.0; n];
+        if !spec.expense_ratios.is_empty() {
+            if spec.expense_ratios.len() != n {
+                return Err(SpecError::LengthMismatch {
+                    field: "expense_ratios".into(),
+                    expected: n,
+                    found: spec.expense_ratios.len(),
+                });
+            }
+            for (i, &e) in spec.expense_ratios.iter().enumerate() {
+                let f = format!("expense_ratios[{i}]");
+                let e = finite(f.clone(), e)?;
+                in_range(f, e, (0.0..1.0).contains(&e), "in [0, 1) (annual decimal)")?;
+                if e != 0.0 {
+                    // libm: the same bits on every platform.
+                    log_fee[i] = dt * libm::log1p(-e);
+                }
+            }
+        }
+        // Growth factor `(1 − e)^Δ` applied to historical returns.
+        let fee_factor: Vec<f64> = log_fee
+            .iter()
+            .map(|&l| if l == 0.0 { 1.0 } else { libm::exp(l) })
+            .collect();
+
+        // Inflation: validated here, wired in below once the model is known.
+        let historical_model = matches!(
+            spec.model,
+            ReturnModel::Bootstrap { .. } | ReturnModel::HistoricalCohorts { .. }
+        );
+        match &spec.inflation {
+            Inflation::None => {}
+            Inflation::Constant { rate } => {
+                let r = finite("inflation.rate", *rate)?;
+                in_range(
+                    "inflation.rate",
+                    r,
+                    r > -1.0 && r <= 1.0,
+                    "in (-1, 1] (decimal)",
+                )?;
+            }
+            Inflation::Stochastic {
+                drift,
+                volatility,
+                correlation,
+            } => {
+                if historical_model {
+                    return Err(SpecError::InflationModelMismatch {
+                        expected: "a GBM or Student-t return model",
+                    });
+                }
+                let mu = finite("inflation.drift", *drift)?;
+                in_range(
+                    "inflation.drift",
+                    mu,
+                    mu.abs() <= MAX_ABS_DRIFT,
+                    "in [-1, 1] (annualised decimal)",
+                )?;
+                let sd = finite("inflation.volatility", *volatility)?;
+                in_range(
+                    "inflation.volatility",
+                    sd,
+                    (0.0..=MAX_VOLATILITY).contains(&sd),
+                    "in [0, 2] (annualised decimal)",
+                )?;
+                if correlation.len() != n {
+                    return Err(SpecError::LengthMismatch {
+                        field: "inflation.correlation".into(),
+                        expected: n,
+                        found: correlation.len(),
+                    });
+                }
+                for (i, &c) in correlation.iter().enumerate() {
+                    let f = format!("inflation.correlation[{i}]");
+                    let c = finite(f.clone(), c)?;
+                    in_range(f, c, (-1.0..=1.0).contains(&c), "in [-1, 1]")?;
+                }
+            }
+            Inflation::Historical { rates } => {
+                let periods = match &spec.model {
+                    ReturnModel::Bootstrap { returns, .. }
+                    | ReturnModel::HistoricalCohorts { returns, .. } => returns.len(),
+                    _ => {
+                        return Err(SpecError::InflationModelMismatch {
+                            expected: "the bootstrap or historical-cohort model",
+                        });
+                    }
+                };
+                if rates.len() != periods {
+                    return Err(SpecError::LengthMismatch {
+                        field: "inflation.rates".into(),
+                        expected: periods,
+                        found: rates.len(),
+                    });
+                }
+                for (k, &r) in rates.iter().enumerate() {
+                    let f = format!("inflation.rates[{k}]");
+                    let r = finite(f.clone(), r)?;
+                    in_range(f, r, r > -1.0 && r <= 1e6, "a simple rate > -1")?;
+                }
+            }
+        }
+        let stochastic_cpi = matches!(spec.inflation, Inflation::Stochastic { .. });
+        let historical_cpi = matches!(spec.inflation, Inflation::Historical { .. });
+        let nf = if stochastic_cpi { n + 1 } else { n };
 
         let model = match &spec.model {
             ReturnModel::Gbm => Model::Gbm,
@@ -457,31 +884,7 @@ impl Simulation {
                 returns,
                 block_length,
             } => {
-                if returns.is_empty() {
-                    return Err(SpecError::EmptyReturns);
-                }
-                let mut growth = Vec::with_capacity(returns.len() * n);
-                for (r, row) in returns.iter().enumerate() {
-                    if row.len() != n {
-                        return Err(SpecError::ReturnsRowLength {
-                            field: format!("model.returns[{r}]"),
-                            row: r,
-                            expected: n,
-                            found: row.len(),
-                        });
-                    }
-                    for (col, &v) in row.iter().enumerate() {
-                        if !(-1.0..=1e6).contains(&v) {
-                            return Err(SpecError::InvalidReturn {
-                                field: format!("model.returns[{r}][{col}]"),
-                                row: r,
-                                col,
-                                value: v,
-                            });
-                        }
-                        growth.push(1.0 + v);
-                    }
-                }
+                let growth = growth_table(returns, n, &fee_factor, &spec.inflation)?;
                 if *block_length == 0 || *block_length > returns.len() {
                     return Err(SpecError::InvalidBlockLength {
                         value: *block_length,
@@ -497,7 +900,21 @@ impl Simulation {
                     block_length: *block_length,
                 }
             }
+            ReturnModel::HistoricalCohorts {
+                returns,
+                start_stride,
+            } => {
+                let growth = growth_table(returns, n, &fee_factor, &spec.inflation)?;
+                if spec.antithetic {
+                    return Err(SpecError::AntitheticNotSupported);
+                }
+                Model::Cohorts {
+                    growth,
+                    stride: *start_stride,
+                }
+            }
         };
+        let hist_cols = if historical_cpi { n + 1 } else { n };
 
         if let Rebalancing::EveryNSteps(0) = spec.rebalancing {
             return Err(SpecError::InvalidRebalancingInterval { value: 0 });
@@ -543,24 +960,127 @@ impl Simulation {
             }
         }
 
-        let dt = 1.0 / spec.steps_per_year as f64;
+        let glide = match &spec.glide_path {
+            None => None,
+            Some(GlidePath::Linear { end_weights }) => {
+                check_weights("glide_path.end_weights", end_weights, n)?;
+                Some(Glide::Linear {
+                    end: end_weights.clone(),
+                })
+            }
+            Some(GlidePath::Yearly { weights }) => {
+                if weights.is_empty() {
+                    return Err(SpecError::LengthMismatch {
+                        field: "glide_path.weights".into(),
+                        expected: 1,
+                        found: 0,
+                    });
+                }
+                for (y, row) in weights.iter().enumerate() {
+                    check_weights(&format!("glide_path.weights[{y}]"), row, n)?;
+                }
+                Some(Glide::Yearly {
+                    rows: weights.clone(),
+                })
+            }
+        };
+
+        if let Some(w) = &spec.withdrawal {
+            validate_withdrawal(w, spec.horizon_years)?;
+        }
+
+        let z = {
+            let c = finite("confidence_level", spec.confidence_level)?;
+            in_range(
+                "confidence_level",
+                c,
+                c > 0.0 && c < 1.0,
+                "in (0, 1) (e.g. 0.95)",
+            )?;
+            crate::intervals::normal_quantile(0.5 + 0.5 * c)
+        };
+
         let sqrt_dt = dt.sqrt();
         let weights: Vec<f64> = spec.assets.iter().map(|a| a.weight).collect();
-        let log_drift = spec
+        let mut log_drift: Vec<f64> = spec
             .assets
             .iter()
-            .map(|a| (a.drift - 0.5 * a.volatility * a.volatility) * dt)
+            .zip(&log_fee)
+            .map(|(a, &lf)| {
+                let d = (a.drift - 0.5 * a.volatility * a.volatility) * dt;
+                if lf == 0.0 { d } else { d + lf }
+            })
             .collect();
+        let mut vols: Vec<f64> = spec.assets.iter().map(|a| a.volatility).collect();
+        let chol = if let Inflation::Stochastic {
+            drift,
+            volatility,
+            correlation,
+        } = &spec.inflation
+        {
+            log_drift.push((drift - 0.5 * volatility * volatility) * dt);
+            vols.push(*volatility);
+            let ext: Vec<Vec<f64>> = (0..=n)
+                .map(|i| {
+                    (0..=n)
+                        .map(|j| match (i == n, j == n) {
+                            (true, true) => 1.0,
+                            (true, false) => correlation[j],
+                            (false, true) => correlation[i],
+                            (false, false) => sym[i][j],
+                        })
+                        .collect()
+                })
+                .collect();
+            cholesky_psd(&ext).map_err(|e| match e {
+                SpecError::NotPositiveSemiDefinite { pivot, value } => {
+                    SpecError::InflationCorrelationNotPsd { pivot, value }
+                }
+                SpecError::SingularPivotResidual {
+                    pivot, residual, ..
+                } => SpecError::InflationCorrelationNotPsd {
+                    pivot,
+                    value: residual,
+                },
+                other => other,
+            })?
+        } else {
+            chol
+        };
         let mut shock_matrix = chol;
-        for i in 0..n {
-            let b = spec.assets[i].volatility * sqrt_dt;
-            for j in 0..n {
-                shock_matrix[i * n + j] *= b;
+        for i in 0..nf {
+            let b = vols[i] * sqrt_dt;
+            for j in 0..nf {
+                shock_matrix[i * nf + j] *= b;
             }
         }
 
+        let spy = spec.steps_per_year as f64;
+        let cpi = match &spec.inflation {
+            Inflation::None => Cpi::None,
+            Inflation::Constant { rate } => Cpi::Table(
+                (0..=total_steps)
+                    .map(|s| libm::pow(1.0 + rate, s as f64 / spy))
+                    .collect(),
+            ),
+            Inflation::Stochastic { .. } | Inflation::Historical { .. } => Cpi::Factor,
+        };
+
+        let qmc = crate::qmc::QmcPlan::new(&spec, nf, total_steps)?;
+        let cv = if spec.control_variate {
+            if historical_model {
+                return Err(SpecError::ControlVariateNotSupported);
+            }
+            true
+        } else {
+            false
+        };
+
         Ok(Simulation {
             n_assets: n,
+            n_factors: nf,
+            hist_cols,
+            paths,
             weights,
             log_drift,
             shock_matrix,
@@ -569,6 +1089,11 @@ impl Simulation {
             flows,
             has_flows,
             total_steps,
+            glide,
+            cpi,
+            z,
+            qmc,
+            cv,
             spec,
         })
     }
@@ -581,12 +1106,44 @@ impl Simulation {
     /// # let spec = SimulationSpec { assets: vec![Asset { weight: 1.0, drift: 0.0, volatility: 0.1 }],
     /// #   correlation: vec![vec![1.0]], initial_value: 1.0, horizon_years: 2, steps_per_year: 12,
     /// #   paths: 100, seed: 1, model: ReturnModel::Gbm, rebalancing: Rebalancing::Never,
-    /// #   cash_flow: None, antithetic: false, histogram_bins: 10 };
+    /// #   cash_flow: None, antithetic: false, histogram_bins: 10, ..Default::default() };
     /// assert_eq!(Simulation::new(spec)?.work(), 100 * 1 * 24);
     /// # Ok::<(), engine::SpecError>(())
     /// ```
     pub fn work(&self) -> u64 {
-        self.spec.paths * self.n_assets as u64 * self.total_steps
+        self.paths * self.n_assets as u64 * self.total_steps
+    }
+
+    /// Number of paths the run simulates: `spec.paths`, or the number of
+    /// cohorts for [`ReturnModel::HistoricalCohorts`].
+    pub fn paths(&self) -> u64 {
+        self.paths
+    }
+
+    /// Columns of the kernel's per-step factor arrays: the shock factors,
+    /// or the columns of a historical growth table.
+    pub(crate) fn x_cols(&self) -> usize {
+        match self.model {
+            Model::Bootstrap { .. } | Model::Cohorts { .. } => self.hist_cols,
+            _ => self.n_factors,
+        }
+    }
+
+    /// Target weights of a glide path for a rebalancing after step `s`
+    /// (see [`GlidePath`]).
+    pub(crate) fn glide_weights(&self, g: &Glide, s: u64, out: &mut [f64]) {
+        match g {
+            Glide::Linear { end } => {
+                let f = s as f64 / self.total_steps as f64;
+                for ((o, &w0), &w1) in out.iter_mut().zip(&self.weights).zip(end) {
+                    *o = (w1 - w0).mul_add(f, w0);
+                }
+            }
+            Glide::Yearly { rows } => {
+                let y = ((s / u64::from(self.spec.steps_per_year)) as usize).min(rows.len() - 1);
+                out.copy_from_slice(&rows[y]);
+            }
+        }
     }
 
     /// The validated spec.

@@ -370,6 +370,7 @@ fn correlated_portfolio_variance_matches_the_input_correlation() {
             cash_flow: None,
             antithetic: false,
             histogram_bins: 10,
+            ..Default::default()
         };
         let r = Simulation::new(spec).unwrap().run();
         let (e1, e2) = (0.05f64.exp(), 0.02f64.exp());

@@ -50,6 +50,7 @@ fn bootstrap_annual(
         cash_flow: None,
         antithetic: false,
         histogram_bins: 50,
+        ..Default::default()
     };
     Simulation::new(spec).unwrap().run()
 }

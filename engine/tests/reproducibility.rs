@@ -124,3 +124,123 @@ const PINNED_STUDENT_T: [f64; 6] = [
     0.46913993974772444,
     0.017437578340286697,
 ];
+
+/// Every Engine 0.5 option, combined, on 1, 2 and 8 threads.
+#[test]
+fn new_options_give_identical_bits_on_1_2_and_8_threads() {
+    let h = engine::history::shiller_monthly();
+    let three_cols: Vec<Vec<f64>> = h
+        .returns_matrix()
+        .into_iter()
+        .map(|r| vec![r[0], r[1], 0.5 * (r[0] + r[1])])
+        .collect();
+    let mut gbm = mixed_spec();
+    gbm.expense_ratios = vec![0.002, 0.001, 0.004];
+    gbm.glide_path = Some(GlidePath::Linear {
+        end_weights: vec![0.2, 0.6, 0.2],
+    });
+    gbm.withdrawal = Some(WithdrawalStrategy::Guardrails(Guardrails::new(0.05)));
+    gbm.inflation = Inflation::Stochastic {
+        drift: 0.025,
+        volatility: 0.015,
+        correlation: vec![-0.1, 0.2, 0.0],
+    };
+    gbm.control_variate = true;
+    gbm.confidence_level = 0.9;
+
+    let mut student = mixed_spec();
+    student.model = ReturnModel::StudentT { dof: 5.0 };
+    student.antithetic = false;
+    student.withdrawal = Some(WithdrawalStrategy::FloorCeiling {
+        rate: 0.05,
+        floor: 0.8,
+        ceiling: 1.3,
+    });
+    student.inflation = Inflation::Constant { rate: 0.02 };
+    student.control_variate = true;
+
+    let mut boot = mixed_spec();
+    boot.antithetic = false;
+    boot.cash_flow = None;
+    boot.model = ReturnModel::Bootstrap {
+        returns: three_cols.clone(),
+        block_length: 12,
+    };
+    boot.inflation = Inflation::Historical {
+        rates: h.inflation().to_vec(),
+    };
+    boot.withdrawal = Some(WithdrawalStrategy::Vpw {
+        rates: vpw_rates(60, 5, 0.5),
+    });
+    boot.glide_path = Some(GlidePath::Yearly {
+        weights: vec![
+            vec![0.5, 0.3, 0.2],
+            vec![0.4, 0.4, 0.2],
+            vec![0.3, 0.5, 0.2],
+        ],
+    });
+
+    let mut cohorts = boot.clone();
+    cohorts.model = ReturnModel::HistoricalCohorts {
+        returns: three_cols,
+        start_stride: 1,
+    };
+    cohorts.withdrawal = Some(WithdrawalStrategy::ConstantAmount { initial_rate: 0.06 });
+
+    for spec in [gbm, student, boot, cohorts] {
+        let one = bits(&run_with_threads(&spec, 1));
+        assert_eq!(one, bits(&run_with_threads(&spec, 2)));
+        assert_eq!(one, bits(&run_with_threads(&spec, 8)));
+    }
+}
+
+/// Pins Engine 0.5 outputs: RQMC with a control variate and guardrail
+/// withdrawals under stochastic inflation, and the safe withdrawal rate.
+/// Same rule as [`value_stability`].
+#[test]
+fn value_stability_engine_0_5_options() {
+    let mut spec = three_assets(16 * 128, 0x0505);
+    spec.sampling = Sampling::Rqmc { scramblings: 16 };
+    spec.control_variate = true;
+    spec.withdrawal = Some(WithdrawalStrategy::Guardrails(Guardrails::new(0.05)));
+    spec.inflation = Inflation::Stochastic {
+        drift: 0.025,
+        volatility: 0.015,
+        correlation: vec![0.0, 0.2, 0.0],
+    };
+    spec.expense_ratios = vec![0.001, 0.002, 0.003];
+    let r = Simulation::new(spec).unwrap().run();
+    let real = r.real.as_ref().unwrap();
+    let wd = r.withdrawals.as_ref().unwrap();
+    let got = [
+        r.terminal.mean,
+        r.terminal.percentiles.p50,
+        r.terminal.percentile_intervals.p50.lower,
+        r.risk.success_rate,
+        real.terminal.percentiles.p5,
+        wd.total.percentiles.p50,
+    ];
+    println!("{got:?}");
+    assert_eq!(got, PINNED_0_5);
+
+    let mut swr = single_asset(0.05, 0.12, 30, 1, 2_000, 3);
+    swr.withdrawal = Some(WithdrawalStrategy::ConstantAmount { initial_rate: 0.04 });
+    swr.inflation = Inflation::Constant { rate: 0.02 };
+    let w = Simulation::new(swr)
+        .unwrap()
+        .withdrawal_rates(0.9, &RunControl::new())
+        .unwrap();
+    let got = [w.safe.rate, w.safe.interval.lower, w.perpetual.rate];
+    println!("{got:?}");
+    assert_eq!(got, PINNED_0_5_SWR);
+}
+
+const PINNED_0_5: [f64; 6] = [
+    52428.019473474335,
+    49491.37703545053,
+    49218.34401568953,
+    1.0,
+    24183.72611105206,
+    12971.302388170494,
+];
+const PINNED_0_5_SWR: [f64; 3] = [0.02825927734375, 0.02756500244140625, 0.0];

@@ -333,6 +333,7 @@ prop_compose! {
         SimulationSpec {
             assets, correlation, initial_value, horizon_years, steps_per_year, paths, seed,
             model, rebalancing, cash_flow, antithetic, histogram_bins,
+            ..Default::default()
         }
     }
 }

@@ -122,6 +122,7 @@ pub fn single_asset(
         cash_flow: None,
         antithetic: false,
         histogram_bins: 20,
+        ..Default::default()
     }
 }
 
@@ -160,6 +161,7 @@ pub fn three_assets(paths: u64, seed: u64) -> SimulationSpec {
         cash_flow: None,
         antithetic: false,
         histogram_bins: 40,
+        ..Default::default()
     }
 }
 
