@@ -145,6 +145,7 @@ pub fn to_spec(input: &SimulationInput, seed: u64) -> Result<engine::SimulationS
         cash_flow,
         antithetic: input.antithetic,
         histogram_bins: input.histogram_bins,
+        ..engine::SimulationSpec::default()
     })
 }
 
