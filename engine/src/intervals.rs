@@ -25,14 +25,38 @@
 /// A two-sided confidence interval `[lower, upper]`, in the unit of the
 /// figure it accompanies, at the run's `confidence_level`.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Interval {
     /// Lower bound.
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "nan_if_null"))]
     pub lower: f64,
     /// Upper bound.
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "nan_if_null"))]
     pub upper: f64,
 }
 
+/// JSON has no NaN or infinity: `serde_json` writes them as `null`, read
+/// back here as NaN (unknown).
+#[cfg(feature = "serde")]
+pub(crate) fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(<Option<f64> as serde::Deserialize>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 impl Interval {
+    /// An interval that is not known (both bounds NaN): what a result
+    /// stored by an engine before 0.5 reads back as.
+    pub fn unknown() -> Interval {
+        Interval {
+            lower: f64::NAN,
+            upper: f64::NAN,
+        }
+    }
+
+    /// Whether both bounds are known.
+    pub fn is_known(&self) -> bool {
+        self.lower.is_finite() && self.upper.is_finite()
+    }
+
     /// `upper − lower`, halved.
     pub fn half_width(&self) -> f64 {
         0.5 * (self.upper - self.lower)

@@ -11,6 +11,7 @@ use crate::stats::{IntervalMethod, PERCENTILE_PROBS, SimulationResult};
 
 /// A withdrawal rate with its interval.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RateEstimate {
     /// The rate (decimal of the initial value, 0.04 = 4 %).
     pub rate: f64,
@@ -22,6 +23,7 @@ pub struct RateEstimate {
 
 /// Result of [`Simulation::withdrawal_rates`].
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct WithdrawalRates {
     /// The required probability of success.
     pub success_probability: f64,
@@ -262,6 +264,8 @@ pub struct PrecisionTarget {
 
 /// Why a precision run stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum StopReason {
     /// Every goal was met.

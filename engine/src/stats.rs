@@ -71,6 +71,7 @@ const INLINE_VALUES: usize = 1 << 16;
 /// The nine reported percentiles (type 7, see the module docs), same unit as
 /// the underlying quantity.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Percentiles {
     /// 1st percentile.
     pub p1: f64,
@@ -120,6 +121,7 @@ impl Percentiles {
 
 /// Confidence intervals of the nine [`Percentiles`], field by field.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PercentileIntervals {
     /// Interval of P1.
     pub p1: Interval,
@@ -142,6 +144,11 @@ pub struct PercentileIntervals {
 }
 
 impl PercentileIntervals {
+    /// Nine unknown intervals (see [`Interval::unknown`]).
+    pub fn unknown() -> Self {
+        Self::from_array([Interval::unknown(); 9])
+    }
+
     fn from_array(a: [Interval; 9]) -> Self {
         PercentileIntervals {
             p1: a[0],
@@ -168,6 +175,7 @@ impl PercentileIntervals {
 /// maximum (currency units). Bin `k` covers `[edges[k], edges[k+1])`, the
 /// last bin is closed. If all values are equal the edges span `value ± 0.5`.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Histogram {
     /// `bins + 1` increasing edges.
     pub edges: Vec<f64>,
@@ -177,6 +185,7 @@ pub struct Histogram {
 
 /// Distribution of the terminal portfolio value V_T (currency units).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TerminalStats {
     /// Sample mean of V_T (control-variate adjusted when enabled).
     pub mean: f64,
@@ -193,8 +202,10 @@ pub struct TerminalStats {
     /// Histogram of V_T.
     pub histogram: Histogram,
     /// Interval of the mean.
+    #[cfg_attr(feature = "serde", serde(default = "Interval::unknown"))]
     pub mean_interval: Interval,
     /// Intervals of the percentiles.
+    #[cfg_attr(feature = "serde", serde(default = "PercentileIntervals::unknown"))]
     pub percentile_intervals: PercentileIntervals,
 }
 
@@ -208,6 +219,7 @@ pub struct TerminalStats {
 /// shortfall) is the mean of `L` over the `⌈(1 − α)·n⌉` worst paths. Both
 /// are positive for losses and negative if even the tail gains.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RiskStats {
     /// Fraction of paths with `V_T < V₀ + C`.
     pub probability_of_loss: f64,
@@ -233,29 +245,40 @@ pub struct RiskStats {
     /// year; −1 for a ruined path).
     pub cagr: Percentiles,
     /// Interval of `probability_of_loss`.
+    #[cfg_attr(feature = "serde", serde(default = "Interval::unknown"))]
     pub probability_of_loss_interval: Interval,
     /// Interval of `probability_of_ruin`.
+    #[cfg_attr(feature = "serde", serde(default = "Interval::unknown"))]
     pub probability_of_ruin_interval: Interval,
     /// Interval of `success_rate`.
+    #[cfg_attr(feature = "serde", serde(default = "Interval::unknown"))]
     pub success_rate_interval: Interval,
     /// Interval of `var_95`.
+    #[cfg_attr(feature = "serde", serde(default = "Interval::unknown"))]
     pub var_95_interval: Interval,
     /// Interval of `cvar_95`.
+    #[cfg_attr(feature = "serde", serde(default = "Interval::unknown"))]
     pub cvar_95_interval: Interval,
     /// Interval of `var_99`.
+    #[cfg_attr(feature = "serde", serde(default = "Interval::unknown"))]
     pub var_99_interval: Interval,
     /// Interval of `cvar_99`.
+    #[cfg_attr(feature = "serde", serde(default = "Interval::unknown"))]
     pub cvar_99_interval: Interval,
     /// Interval of `max_drawdown_p50`.
+    #[cfg_attr(feature = "serde", serde(default = "Interval::unknown"))]
     pub max_drawdown_p50_interval: Interval,
     /// Interval of `max_drawdown_p95`.
+    #[cfg_attr(feature = "serde", serde(default = "Interval::unknown"))]
     pub max_drawdown_p95_interval: Interval,
     /// Intervals of the CAGR percentiles.
+    #[cfg_attr(feature = "serde", serde(default = "PercentileIntervals::unknown"))]
     pub cagr_intervals: PercentileIntervals,
 }
 
 /// Cross-section of a quantity at the end of a year (fan charts).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct YearBand {
     /// Year, 1..=horizon_years (for values: the year end; for withdrawals:
     /// the year whose start the withdrawal is paid at).
@@ -265,13 +288,16 @@ pub struct YearBand {
     /// Percentiles (currency units).
     pub percentiles: Percentiles,
     /// Interval of the mean.
+    #[cfg_attr(feature = "serde", serde(default = "Interval::unknown"))]
     pub mean_interval: Interval,
     /// Intervals of the percentiles.
+    #[cfg_attr(feature = "serde", serde(default = "PercentileIntervals::unknown"))]
     pub percentile_intervals: PercentileIntervals,
 }
 
 /// Mean and percentiles of a per-path quantity, with intervals.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Distribution {
     /// Mean.
     pub mean: f64,
@@ -287,6 +313,7 @@ pub struct Distribution {
 /// at that date (`V_t / I_t`; see [`crate::Inflation`]). Reported when an
 /// inflation model is set.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RealStats {
     /// Distribution of the real terminal value `V_T / I_T` (plain
     /// estimates; no control variate).
@@ -324,6 +351,7 @@ pub struct RealStats {
 /// the withdrawal at the start of year `y`; a ruined path pays what was
 /// left and then 0.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct WithdrawalStats {
     /// Nominal amount paid per year.
     pub yearly: Vec<YearBand>,
@@ -340,6 +368,7 @@ pub struct WithdrawalStats {
 /// ([`crate::ReturnModel::HistoricalCohorts`]); one entry per cohort, in
 /// start order.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct CohortStats {
     /// First history row of each cohort (`k · start_stride`).
     pub start_periods: Vec<usize>,
@@ -362,6 +391,7 @@ pub struct CohortStats {
 /// The plain (unadjusted) terminal estimates and the control's statistics,
 /// reported when `control_variate` is on.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ControlVariateStats {
     /// Plain sample mean of V_T.
     pub raw_mean: f64,
@@ -377,18 +407,25 @@ pub struct ControlVariateStats {
     /// percentiles are then not adjusted).
     pub control_std_dev: Option<f64>,
     /// Sample correlation of V_T and `C`.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::intervals::nan_if_null")
+    )]
     pub correlation: f64,
     /// Batches used for the percentile slopes and intervals.
     pub batches: u32,
 }
 
 /// How the intervals of a result were computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum IntervalMethod {
     /// Independent paths: normal intervals for means, order-statistic
     /// intervals for percentiles, Wilson intervals for proportions,
     /// asymptotic intervals for CVaR (conservative with antithetic pairs).
+    #[default]
     OrderStatistics,
     /// Randomised QMC: the spread of the estimates of `replicates`
     /// independent scramblings, with a Student-t quantile. Measured
@@ -407,11 +444,12 @@ pub enum IntervalMethod {
 /// Everything a run produces. A pure function of the spec (including the
 /// seed) and [`ENGINE_VERSION`], independent of the number of threads.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SimulationResult {
     /// The seed used.
     pub seed: u64,
     /// [`ENGINE_VERSION`] of the engine that produced it.
-    pub engine_version: &'static str,
+    pub engine_version: std::borrow::Cow<'static, str>,
     /// Number of paths (the number of cohorts for historical cohorts).
     pub paths: u64,
     /// Total number of time steps (`horizon_years × steps_per_year`).
@@ -424,16 +462,22 @@ pub struct SimulationResult {
     /// except that `terminal` is control-variate adjusted when enabled).
     pub yearly: Vec<YearBand>,
     /// Confidence level of every interval.
+    #[cfg_attr(feature = "serde", serde(default = "default_confidence_level"))]
     pub confidence_level: f64,
     /// How the intervals were computed.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub interval_method: IntervalMethod,
     /// Real (today's money) outputs, with an inflation model.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub real: Option<RealStats>,
     /// Withdrawal statistics, with a withdrawal strategy.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub withdrawals: Option<WithdrawalStats>,
     /// Per-cohort outcomes, for historical cohorts.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub cohorts: Option<CohortStats>,
     /// Plain estimates and control statistics, with a control variate.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub control_variate: Option<ControlVariateStats>,
 }
 
@@ -1636,7 +1680,7 @@ impl Simulation {
 
         Ok(SimulationResult {
             seed: spec.seed,
-            engine_version: ENGINE_VERSION,
+            engine_version: std::borrow::Cow::Borrowed(ENGINE_VERSION),
             paths: self.paths,
             steps: self.total_steps,
             terminal,
@@ -1656,6 +1700,13 @@ impl Simulation {
             control_variate: cv_stats,
         })
     }
+}
+
+/// The confidence level results stored before engine 0.5 were reported at
+/// (they carried no intervals).
+#[cfg(feature = "serde")]
+fn default_confidence_level() -> f64 {
+    0.95
 }
 
 #[cfg(test)]
