@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
-# Each integration test creates its own database `test_<uuid>`; drop those of earlier runs.
+# Each integration test creates its own database `test_<uuid>`; drop those of earlier runs
+# (left by killed runs), but not those a run going on beside this one is connected to.
 psql -h 127.0.0.1 -U postgres -d postgres -Atc \
-  "select 'DROP DATABASE IF EXISTS \"' || datname || '\" WITH (FORCE);' from pg_database where datname like 'test\_%' or datname like 'quota\_test\_%' or datname like 'contract\_%'" \
+  "select 'DROP DATABASE IF EXISTS \"' || datname || '\" WITH (FORCE);' from pg_database d where (datname like 'test\_%' or datname like 'quota\_test\_%' or datname like 'contract\_%') and not exists (select 1 from pg_stat_activity a where a.datname = d.datname)" \
   | psql -q -h 127.0.0.1 -U postgres -d postgres >/dev/null 2>&1 || true
 cargo test --workspace --locked "$@"
 # The contract suite: generated Python and TypeScript clients and Schemathesis against the

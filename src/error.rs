@@ -186,6 +186,20 @@ impl From<sqlx::Error> for AppError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 Self::Unavailable("the database".into())
             }
+            // The server is going away, refusing connections, or out of resources: class 08
+            // (connection exception), 53 (insufficient resources, e.g. too many connections),
+            // 57 (operator intervention: shutdown, terminated backend), 3D000 (the database
+            // is gone). Not the request's fault, and worth a retry.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| {
+                    c.starts_with("08")
+                        || c.starts_with("53")
+                        || c.starts_with("57")
+                        || c == "3D000"
+                }) =>
+            {
+                Self::Unavailable("the database".into())
+            }
             _ => Self::Internal(Box::new(err)),
         }
     }
