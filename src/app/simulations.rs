@@ -9,16 +9,19 @@
 //! store fails, or the request is abandoned midway ([`Charge`]).
 
 use super::idempotency::{self, Claim, IdempotencyKey};
-use super::simulation_spec::{check_size, output_of, to_spec};
+use super::simulation_spec::{check_size, precision_target, spec_error, to_spec};
 use crate::clock::SharedClock;
 use crate::db::idempotency as idempotency_rows;
 use crate::db::simulations as simulation_rows;
 use crate::db::{Db, TenantContext};
-use crate::domain::simulation::{Simulation, SimulationInput, SimulationSummary};
+use crate::domain::simulation::{
+    PrecisionReport, Simulation, SimulationInput, SimulationOutput, SimulationSummary,
+};
 use crate::domain::{SimulationId, TierCatalog};
 use crate::error::AppError;
 use crate::quota::{QuotaGrant, Quotas};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A simulation counted against the monthly quota that has not been stored yet: dropped
 /// without [`Charge::keep`], it is refunded.
@@ -42,6 +45,60 @@ impl Drop for Charge {
             let quotas = self.quotas.clone();
             runtime.spawn(async move { quotas.refund_simulation(&grant).await });
         }
+    }
+}
+
+/// Stops the engine run (at its next chunk) when the request is dropped midway: a timeout or
+/// a client gone.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The engine's work for one request: the run (to a precision target when given) and the
+/// withdrawal-rate search when asked for; stops when `cancel` is set.
+fn execute(
+    sim: &engine::Simulation,
+    target: Option<engine::PrecisionTarget>,
+    rates: Option<f64>,
+    cancel: &AtomicBool,
+) -> Result<SimulationOutput, AppError> {
+    let control = engine::RunControl::new().with_cancel(cancel);
+    let (result, precision) = match target {
+        Some(target) => {
+            let o = sim.run_to_precision(&target, &control).map_err(run_error)?;
+            let report = PrecisionReport {
+                goals: Vec::new(),
+                achieved: o.achieved,
+                stop_reason: o.stop_reason,
+                rounds: o.rounds,
+            };
+            (o.result, Some(report))
+        }
+        None => (sim.run_with(&control).map_err(run_error)?, None),
+    };
+    let withdrawal_rates = match rates {
+        Some(q) => Some(sim.withdrawal_rates(q, &control).map_err(run_error)?),
+        None => None,
+    };
+    Ok(SimulationOutput {
+        result,
+        precision,
+        withdrawal_rates,
+    })
+}
+
+fn run_error(e: engine::RunError) -> AppError {
+    match e {
+        engine::RunError::Cancelled { .. } => AppError::unavailable("the simulation was cancelled"),
+        engine::RunError::RateSearchUnavailable { .. } => {
+            AppError::validation("withdrawal_rates", e.to_string())
+        }
+        engine::RunError::InvalidTarget { .. } => AppError::validation("precision", e.to_string()),
+        _ => AppError::internal(e),
     }
 }
 
@@ -123,8 +180,8 @@ impl SimulationService {
         input.seed = Some(seed);
         let spec = to_spec(&input, seed)?;
         let sim = engine::Simulation::with_limits(spec, &engine::Limits::default())
-            .map_err(|e| AppError::validation(e.field().to_string(), e.to_string()))?;
-        check_size(&self.tiers, &tenant.tier, &sim, input.paths)?;
+            .map_err(|e| spec_error(&e))?;
+        check_size(&self.tiers, &tenant.tier, &sim, &input)?;
 
         if let Some(key) = &idempotency_key
             && let Claim::Replay(simulation) =
@@ -168,18 +225,27 @@ impl SimulationService {
                     .await?,
             ),
         };
+        let target = precision_target(&request, &tenant.tier, &sim);
+        let rates = request.withdrawal_rates.map(|w| w.success_probability);
+        let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+        let flag = cancel.0.clone();
         let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
-            let r = sim.run();
+            let r = execute(&sim, target, rates, &flag);
             drop(slot);
             r
         })
-        .await?;
+        .await??;
+        drop(cancel);
+        let mut result = result;
+        if let (Some(report), Some(p)) = (result.precision.as_mut(), &request.precision) {
+            report.goals.clone_from(&p.goals);
+        }
         let simulation = Simulation {
             id: SimulationId::new(),
             created_at: self.clock.now(),
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            result: output_of(&result),
+            result,
             request,
         };
         if self.fail_store {

@@ -4,12 +4,13 @@
 use super::accounts::{MeResponse, SignupResponse, TenantView, TokenResponse, UserView};
 use super::admin::{AdminTenantView, TierView};
 use super::keys::{ApiKeyView, KeyStatus, NewApiKey};
+use super::simulation_results::SimulationResultView;
 use super::simulation_views::{
-    SimulationPage, SimulationRequest, SimulationResultView, SimulationSummary, SimulationView,
+    SimulationPage, SimulationRequest, SimulationSummary, SimulationView,
 };
 use super::usage::{DailyUsage, KeyUsage, PeriodView, UsageReport};
-use crate::app::simulation_spec::{output_of, to_spec};
-use crate::domain::simulation::SimulationInput;
+use crate::app::simulation_spec::to_spec;
+use crate::domain::simulation::{SimulationInput, SimulationOutput};
 use crate::domain::{ApiKeyId, Role, SimulationId, TenantId, TenantSlug, TenantStatus, UserId};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use poem_openapi::types::Example;
@@ -144,7 +145,14 @@ impl Example for SimulationView {
         let result = to_spec(&input, seed)
             .ok()
             .and_then(|spec| engine::Simulation::new(spec).ok())
-            .map(|sim| SimulationResultView::from(&output_of(&sim.run())));
+            .map(|sim| {
+                let output = SimulationOutput {
+                    result: sim.run(),
+                    precision: None,
+                    withdrawal_rates: None,
+                };
+                SimulationResultView::of(&input, &output)
+            });
         Self {
             id: sim_id(),
             created_at: at(2, 9),

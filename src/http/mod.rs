@@ -17,6 +17,7 @@ pub mod prescan;
 pub mod problem;
 pub mod scope;
 pub mod security;
+pub mod simulation_results;
 pub mod simulation_views;
 pub mod simulations;
 pub mod tags;

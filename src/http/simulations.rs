@@ -89,7 +89,8 @@ impl SimulationsApi {
             }
             let result = &out.simulation.result;
             scope::set_units(
-                i64::try_from(result.paths.saturating_mul(result.steps)).unwrap_or(i64::MAX),
+                i64::try_from(result.result.paths.saturating_mul(result.result.steps))
+                    .unwrap_or(i64::MAX),
             );
         }
         Ok(SimulationCreated::Created(Json((&out.simulation).into())))

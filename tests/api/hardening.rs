@@ -683,7 +683,23 @@ async fn a_request_over_the_timeout_answers_503_and_is_not_charged() {
     })
     .await;
     let t = app.signup_on("acme", "professional").await;
-    // About 2.5·10⁹ asset-steps: seconds, over the 1 s timeout.
+    // One simulation at a time, so that a run still going on after its request was abandoned
+    // would hold the tenant's only slot.
+    sqlx::query(
+        "UPDATE platform.tiers SET max_concurrent_simulations = 1, monthly_simulations = 77777 \
+         WHERE name = 'professional'",
+    )
+    .execute(&app.pg().await)
+    .await
+    .unwrap();
+    for _ in 0..100 {
+        let u = app.get("/api/v1/usage", &[("x-api-key", &t.keys[1])]).await;
+        if u.ok(200)["period"]["quota"] == 77777 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // About 2.5·10⁹ asset-steps: several seconds, over the 1 s timeout.
     let r = app
         .post(
             "/api/v1/simulations",
@@ -706,4 +722,13 @@ async fn a_request_over_the_timeout_answers_503_and_is_not_charged() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(refunded, "an abandoned simulation was charged");
+    // The abandoned run was cancelled (it stops at its next chunk) and gave its slot back:
+    // the next simulation runs at once instead of waiting seconds for it (429).
+    app.post(
+        "/api/v1/simulations",
+        &[("x-api-key", &t.keys[0])],
+        simulation_body(),
+    )
+    .await
+    .ok(201);
 }

@@ -10,6 +10,7 @@ mod hardening;
 mod isolation;
 mod keys;
 mod openapi;
+mod planning;
 mod privilege;
 mod problems;
 mod provisioning;

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -111,6 +112,16 @@ class Walkthrough:
             assert isinstance(resp.parsed, model), f"parsed {type(resp.parsed).__name__}, want {model.__name__}"
             return resp.parsed
 
+        def polite(call):
+            """Calls again after `Retry-After` on a 429, as a consumer of a rate-limited API does
+            (the trial tier allows bursts of 5 at 2 a second)."""
+            for _ in range(5):
+                resp = call()
+                if resp.status_code != 429:
+                    return resp
+                time.sleep(float(resp.headers.get("retry-after", "1")))
+            return resp
+
         def do_signup():
             body = m.SignupRequest(organisation_name="Acme Capital", slug=slug,
                                    full_name="Ada Lovelace", email=email, password=password)
@@ -185,6 +196,58 @@ class Walkthrough:
             assert v.request.correlation == [[1.0, 0.0], [0.0, 1.0]], v.request.correlation
             st["sim_ids"].append(v.id)
 
+        def do_retirement():
+            # Unions by `type` in the request (withdrawal, inflation, sampling) and in the echo.
+            body = m.SimulationRequest(
+                assets=[m.AssetInput(name="Stocks", weight=0.6, drift=0.07, volatility=0.16, expense_ratio=0.0005),
+                        m.AssetInput(name="Bonds", weight=0.4, drift=0.03, volatility=0.06)],
+                initial_value=1_000_000.0, horizon_years=30, steps_per_year=1, paths=1024, seed=65,
+                rebalancing=m.RebalancingInput.ANNUALLY,
+                withdrawal=m.GuardrailsWithdrawal(type_=m.GuardrailsTag.GUARDRAILS, initial_rate=0.05),
+                inflation=m.ConstantInflation(type_=m.ConstantTag.CONSTANT, rate=0.025),
+                sampling=m.RqmcSampling(type_=m.RqmcTag.RQMC, scramblings=8),
+                withdrawal_rates=m.WithdrawalRatesInput(success_probability=0.9),
+            )
+            v = expect(create_simulation.sync_detailed(client=st["key_client"], body=body), 201, m.SimulationView)
+            w = v.request.withdrawal
+            assert isinstance(w, m.GuardrailsParameters) and w.no_cut_final_years == 15, w
+            assert isinstance(v.request.sampling, m.RqmcParameters) and v.request.sampling.scramblings == 8
+            r = v.result
+            assert r.interval_method.type_ == m.IntervalMethodKind.REPLICATES and r.interval_method.replicates == 8
+            iv = r.risk.success_rate_interval
+            assert iv.lower <= r.risk.success_rate <= iv.upper, (iv, r.risk.success_rate)
+            assert len(r.withdrawals.yearly) == 30 and len(r.withdrawals.yearly_real) == 30
+            assert 0.0 < r.withdrawal_rates.safe.rate < 0.2, r.withdrawal_rates.safe
+            assert r.real.terminal.percentiles.p50 < r.terminal.percentiles.p50
+
+        def do_cohorts():
+            body = m.SimulationRequest(
+                assets=[m.AssetInput(name="S&P", weight=0.5), m.AssetInput(name="Treasuries", weight=0.5)],
+                initial_value=1_000_000.0, horizon_years=30,
+                model=m.CohortsHistoryModel(type_=m.HistoricalCohortsTag.HISTORICAL_COHORTS,
+                                            history=m.HistorySource.SHILLER_US_MONTHLY, start_stride=12),
+                rebalancing=m.RebalancingInput.ANNUALLY,
+                withdrawal=m.ConstantAmountWithdrawal(type_=m.ConstantAmountTag.CONSTANT_AMOUNT, initial_rate=0.04),
+                inflation=m.HistoricalInflation(type_=m.HistoricalTag.HISTORICAL),
+            )
+            v = expect(create_simulation.sync_detailed(client=st["key_client"], body=body), 201, m.SimulationView)
+            assert v.request.model.type_ == m.ModelKind.HISTORICAL_COHORTS, v.request.model
+            c = v.result.cohorts
+            assert len(c.cohorts) == 123 and c.cohorts[0].start_month == "1871-01", c.cohorts[0]
+            assert c.cohorts[c.worst_cohort].survived is False
+
+        def do_precision():
+            body = m.SimulationRequest(
+                assets=[m.AssetInput(weight=1.0, drift=0.06, volatility=0.15)],
+                initial_value=100_000.0, horizon_years=10, paths=1000,
+                precision=m.PrecisionInput(goals=[m.PrecisionGoal(quantity=m.PrecisionQuantity.TERMINAL_P50,
+                                                                  half_width=0.02)]),
+            )
+            v = expect(create_simulation.sync_detailed(client=st["key_client"], body=body), 201, m.SimulationView)
+            p = v.result.precision
+            assert p.stop_reason == m.StopReason.TARGET_MET and p.goals[0].met, p
+            assert v.result.paths > 1000
+
         def do_get():
             sim_id = st["sim_ids"][0]
             v = expect(get_simulation.sync_detailed(sim_id, client=st["user_client"], x_tenant_id=slug),
@@ -194,8 +257,8 @@ class Walkthrough:
         def do_list():
             seen, cursor, pages = [], UNSET, 0
             while True:
-                page = expect(list_simulations.sync_detailed(client=st["key_client"], limit=1, cursor=cursor),
-                              200, m.SimulationPage)
+                page = expect(polite(lambda: list_simulations.sync_detailed(
+                    client=st["key_client"], limit=1, cursor=cursor)), 200, m.SimulationPage)
                 seen += [s.id for s in page.items]
                 pages += 1
                 if page.next_cursor is UNSET:  # the last page omits it (never null)
@@ -206,12 +269,15 @@ class Walkthrough:
             assert pages >= 2, "limit=1 with two simulations must page"
 
         def do_usage():
-            r = expect(usage.sync_detailed(client=st["key_client"], days=7), 200, m.UsageReport)
-            assert r.period.used >= 2, r.period.used
+            r = expect(polite(lambda: usage.sync_detailed(client=st["key_client"], days=7)), 200, m.UsageReport)
+            assert r.period.used >= 5, r.period.used
 
         steps = [("signup", do_signup), ("login (X-Tenant-ID)", do_login), ("me with token", do_me_token),
                  ("me with key", do_me_key), ("create key", do_create_key), ("GBM simulation", do_gbm),
-                 ("bootstrap simulation (shiller_us_monthly)", do_bootstrap), ("get simulation", do_get),
+                 ("bootstrap simulation (shiller_us_monthly)", do_bootstrap),
+                 ("retirement plan (guardrails, inflation, RQMC, withdrawal rates)", do_retirement),
+                 ("historical cohorts (Bengen)", do_cohorts), ("precision target", do_precision),
+                 ("get simulation", do_get),
                  ("list simulations with the cursor", do_list), ("usage", do_usage)]
         for i, (name, fn) in enumerate(steps):
             if not self.step(name, fn):

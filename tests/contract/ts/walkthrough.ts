@@ -74,6 +74,27 @@ const boot: Body<CreateSim> = {
 };
 call<Ok<CreateSim, 201>>("POST", "/api/v1/simulations", { headers: { "X-API-Key": secret }, body: boot });
 
+// 6b. a retirement plan: unions by `type`; the echo shows every guardrail parameter applied
+const plan: Body<CreateSim> = {
+  assets: [
+    { name: "Stocks", weight: 0.6, drift: 0.07, volatility: 0.16, expense_ratio: 0.0005 },
+    { name: "Bonds", weight: 0.4, drift: 0.03, volatility: 0.06 },
+  ],
+  initial_value: 1000000, horizon_years: 30, steps_per_year: 1, paths: 2000,
+  rebalancing: "annually",
+  withdrawal: { type: "guardrails", initial_rate: 0.05 },
+  inflation: { type: "constant", rate: 0.025 },
+  sampling: { type: "rqmc", scramblings: 8 },
+  withdrawal_rates: { success_probability: 0.95 },
+};
+const planned = call<Ok<CreateSim, 201>>("POST", "/api/v1/simulations", { headers: { "X-API-Key": key }, body: plan });
+const w = planned.request.withdrawal;
+const noCut: number | undefined = w?.type === "guardrails" ? w.no_cut_final_years : undefined;
+const safeRate: number | undefined = planned.result.withdrawal_rates?.safe.rate;
+const successLower: number | undefined = planned.result.risk.success_rate_interval?.lower;
+const realYear30: number | undefined = planned.result.withdrawals?.yearly_real?.[29]?.percentiles.p50;
+const startMonth: string | undefined = planned.result.cohorts?.cohorts[0]?.start_month;
+
 // 7. get, list with the cursor, usage
 const got = call<Ok<GetSim, 200>>("GET", `/api/v1/simulations/${sim.id}`, {});
 const q: QueryParams<ListSims> = { limit: 1 };
