@@ -11,7 +11,7 @@
 # (BLAS threads = 1) so "per core" ratios are honest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-engine}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 CASES="${CASES:-a b c}"
 ONLY="${1:-}"
 
