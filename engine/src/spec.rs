@@ -6,6 +6,7 @@
 use crate::SpecError;
 use crate::linalg::cholesky_psd;
 use crate::planning::{GlidePath, Inflation, WithdrawalStrategy};
+use crate::qmc::{MAX_QMC_DIMENSIONS, QmcPlan};
 
 /// Maximum number of assets in one simulation.
 pub const MAX_ASSETS: usize = 50;
@@ -460,7 +461,7 @@ pub struct Simulation {
     pub(crate) cpi: Cpi,
     /// Normal quantile of the two-sided confidence level.
     pub(crate) z: f64,
-    pub(crate) qmc: Option<crate::qmc::QmcPlan>,
+    pub(crate) qmc: Option<QmcPlan>,
     /// Control variate requested (and available).
     pub(crate) cv: bool,
 }
@@ -1066,7 +1067,7 @@ impl Simulation {
             Inflation::Stochastic { .. } | Inflation::Historical { .. } => Cpi::Factor,
         };
 
-        let qmc = crate::qmc::QmcPlan::new(&spec, nf, total_steps)?;
+        let qmc = qmc_plan(&spec, nf, total_steps)?;
         let cv = if spec.control_variate {
             if historical_model {
                 return Err(SpecError::ControlVariateNotSupported);
@@ -1156,4 +1157,48 @@ impl Simulation {
     pub fn net_contributions(&self) -> f64 {
         self.flows.iter().sum()
     }
+}
+
+/// The validated QMC settings of `spec`; `None` for pseudo-random sampling.
+///
+/// # Errors
+/// [`SpecError::QmcNotSupported`] for a historical model,
+/// [`SpecError::AntitheticWithQmc`], [`SpecError::InvalidScramblings`] outside 2–1024,
+/// [`SpecError::PathsNotMultipleOfScramblings`], [`SpecError::TooManyQmcDimensions`]
+/// above [`MAX_QMC_DIMENSIONS`].
+fn qmc_plan(
+    spec: &SimulationSpec,
+    factors: usize,
+    steps: u64,
+) -> Result<Option<QmcPlan>, SpecError> {
+    let Sampling::Rqmc { scramblings } = spec.sampling else {
+        return Ok(None);
+    };
+    if !matches!(spec.model, ReturnModel::Gbm | ReturnModel::StudentT { .. }) {
+        return Err(SpecError::QmcNotSupported);
+    }
+    if spec.antithetic {
+        return Err(SpecError::AntitheticWithQmc);
+    }
+    if !(2..=1024).contains(&scramblings) {
+        return Err(SpecError::InvalidScramblings { value: scramblings });
+    }
+    if !spec.paths.is_multiple_of(u64::from(scramblings)) {
+        return Err(SpecError::PathsNotMultipleOfScramblings {
+            paths: spec.paths,
+            scramblings,
+        });
+    }
+    let dims = factors as u64 * steps;
+    if dims > MAX_QMC_DIMENSIONS {
+        return Err(SpecError::TooManyQmcDimensions {
+            dimensions: dims,
+            max: MAX_QMC_DIMENSIONS,
+        });
+    }
+    Ok(Some(QmcPlan::new(
+        scramblings,
+        dims as usize,
+        steps as usize,
+    )))
 }

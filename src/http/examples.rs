@@ -4,10 +4,8 @@
 use super::accounts::{MeResponse, SignupResponse, TenantView, TokenResponse, UserView};
 use super::admin::{AdminTenantView, TierView};
 use super::keys::{ApiKeyView, KeyStatus, NewApiKey};
-use super::simulation_results::SimulationResultView;
-use super::simulation_views::{
-    SimulationPage, SimulationRequest, SimulationSummary, SimulationView,
-};
+use super::simulation_results::{SimulationResultView, SimulationView};
+use super::simulation_views::{SimulationPage, SimulationRequest, SimulationSummary};
 use super::usage::{DailyUsage, KeyUsage, PeriodView, UsageReport};
 use crate::app::simulation_spec::to_spec;
 use crate::domain::simulation::{SimulationInput, SimulationOutput};

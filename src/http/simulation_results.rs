@@ -5,8 +5,10 @@
 //! (`…_interval`, `…_intervals`); an interval is absent when it is not known: results stored
 //! before engine 0.5, or too few paths to bound it.
 
-use super::simulation_views::{PrecisionGoal, quantity_out};
+use super::simulation_views::{PrecisionGoal, SimulationParameters, quantity_out};
+use crate::domain::SimulationId;
 use crate::domain::simulation as sim;
+use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
 
 /// A two-sided confidence interval `[lower, upper]`, same unit as its figure.
@@ -686,5 +688,33 @@ mod tests {
         };
         assert!(iv(&inf).is_none());
         assert!(pct_iv(&engine::PercentileIntervals::unknown()).is_none());
+    }
+}
+
+/// A stored simulation.
+#[derive(Object, Debug, Clone)]
+#[oai(example)]
+pub struct SimulationView {
+    /// Id (`sim_…`).
+    pub id: SimulationId,
+    /// When it ran.
+    pub created_at: DateTime<Utc>,
+    /// Wall time of the engine run, milliseconds.
+    pub duration_ms: f64,
+    /// The parameters it ran with (defaults applied, seed chosen).
+    pub request: SimulationParameters,
+    /// The result.
+    pub result: SimulationResultView,
+}
+
+impl From<&sim::Simulation> for SimulationView {
+    fn from(s: &sim::Simulation) -> Self {
+        Self {
+            id: s.id,
+            created_at: s.created_at,
+            duration_ms: s.duration_ms,
+            request: (&s.request).into(),
+            result: SimulationResultView::of(&s.request, &s.result),
+        }
     }
 }

@@ -3,7 +3,6 @@
 //! and their mapping to and from the stored forms of `domain::simulation`. The result's wire
 //! types are in `simulation_results`.
 
-use super::simulation_results::SimulationResultView;
 use super::types::BoundedVec;
 use crate::domain::SimulationId;
 use crate::domain::simulation as sim;
@@ -930,22 +929,6 @@ pub struct SimulationParameters {
     pub withdrawal_rates: Option<WithdrawalRatesInput>,
 }
 
-/// A stored simulation.
-#[derive(Object, Debug, Clone)]
-#[oai(example)]
-pub struct SimulationView {
-    /// Id (`sim_…`).
-    pub id: SimulationId,
-    /// When it ran.
-    pub created_at: DateTime<Utc>,
-    /// Wall time of the engine run, milliseconds.
-    pub duration_ms: f64,
-    /// The parameters it ran with (defaults applied, seed chosen).
-    pub request: SimulationParameters,
-    /// The result.
-    pub result: SimulationResultView,
-}
-
 /// One line of the simulation list.
 #[derive(Object, Debug, Clone)]
 pub struct SimulationSummary {
@@ -1424,18 +1407,6 @@ impl From<&sim::SimulationInput> for SimulationParameters {
             withdrawal_rates: r.withdrawal_rates.map(|w| WithdrawalRatesInput {
                 success_probability: w.success_probability,
             }),
-        }
-    }
-}
-
-impl From<&sim::Simulation> for SimulationView {
-    fn from(s: &sim::Simulation) -> Self {
-        Self {
-            id: s.id,
-            created_at: s.created_at,
-            duration_ms: s.duration_ms,
-            request: (&s.request).into(),
-            result: SimulationResultView::of(&s.request, &s.result),
         }
     }
 }

@@ -3,7 +3,8 @@
 use super::payload::{ApiJson, BodyLimit, Json};
 use super::scope;
 use super::security::Caller;
-use super::simulation_views::{SimulationPage, SimulationRequest, SimulationView};
+use super::simulation_results::SimulationView;
+use super::simulation_views::{SimulationPage, SimulationRequest};
 use super::tags::ApiTags;
 use crate::app::App;
 use crate::app::idempotency::IdempotencyKey;
