@@ -14,12 +14,17 @@ use std::time::{Duration, Instant};
 struct ServiceProcess {
     child: Child,
     base: String,
-    database: String,
+    /// Dropped with the process unless it was [`ServiceProcess::terminate`]d.
+    database: Option<String>,
 }
 
 impl ServiceProcess {
     async fn start() -> Self {
-        let database = fresh_database_url();
+        Self::start_on(fresh_database_url()).await
+    }
+
+    /// The service on an existing database (a restart).
+    async fn start_on(database: String) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -47,8 +52,32 @@ impl ServiceProcess {
         Self {
             child,
             base,
-            database,
+            database: Some(database),
         }
+    }
+
+    /// Stops the service cleanly (SIGTERM), waits for it to exit (at most 30 s) and hands back
+    /// its database, which is kept.
+    fn terminate(mut self) -> (String, std::process::ExitStatus) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "SIGTERM sent");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .expect("the process can be waited for")
+            {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the service did not stop within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (self.database.take().expect("a database"), status)
     }
 
     /// Peak resident memory of the service process so far (`VmHWM`), bytes.
@@ -69,7 +98,10 @@ impl Drop for ServiceProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (base, name) = self.database.rsplit_once('/').unwrap();
+        let Some(database) = &self.database else {
+            return;
+        };
+        let (base, name) = database.rsplit_once('/').unwrap();
         let _ = Command::new("psql")
             .args([
                 &format!("{base}/postgres"),
@@ -731,4 +763,144 @@ async fn a_request_over_the_timeout_answers_503_and_is_not_charged() {
     )
     .await
     .ok(201);
+}
+
+/// A clean shutdown (SIGTERM in the middle of a load) loses no count: after a restart on the same
+/// database, every simulation that was answered 201 is stored and counted in the monthly quota,
+/// none that was not is, and every answered call — the burst refusals that were only counted in
+/// memory included — is in the usage log.
+#[tokio::test]
+async fn a_clean_shutdown_loses_no_usage_or_quota_count() {
+    let svc = ServiceProcess::start().await;
+    let client = reqwest::Client::new();
+    let base = svc.base.clone();
+    let signup = client
+        .post(format!("{base}/api/v1/signup"))
+        .json(&json!({
+            "organisation_name": "Shutdown Org", "slug": "shutdown",
+            "full_name": "Owner Person", "email": "owner@shutdown.example",
+            "password": "correct horse battery"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signup.status(), StatusCode::CREATED);
+    let signup: Value = signup.json().await.unwrap();
+    let token = signup["access_token"].as_str().unwrap().to_string();
+    let key = signup["api_keys"][0]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Professional: 4 simulations at once, burst 40 then 20 a second per key.
+    let patched = client
+        .patch(format!("{base}/api/v1/admin/tenants/shutdown"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"tier": "professional"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), StatusCode::OK);
+
+    // Burst refusals, counted in memory and written every 5 s: the shutdown must write them.
+    let mut answered = 0u64;
+    let mut errors = 0u64;
+    for _ in 0..60 {
+        let r = client
+            .get(format!("{base}/api/v1/auth/me"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap();
+        answered += 1;
+        errors += u64::from(r.status().as_u16() >= 400);
+    }
+    assert!(errors >= 15, "the burst refused {errors} of 60 calls");
+
+    // Simulations in flight when SIGTERM arrives.
+    let ok = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut body = simulation_body();
+    body["paths"] = json!(40_000);
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let (client, base, key, ok) = (client.clone(), base.clone(), key.clone(), ok.clone());
+            let mut body = body.clone();
+            body["seed"] = json!(i);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(30 * i)).await;
+                let r = client
+                    .post(format!("{base}/api/v1/simulations"))
+                    .header("x-api-key", &key)
+                    .json(&body)
+                    .send()
+                    .await;
+                let status = r.map(|r| r.status()).ok();
+                if status == Some(StatusCode::CREATED) {
+                    ok.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                status
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ok.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no simulation finished within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (database, exit) = tokio::task::spawn_blocking(move || svc.terminate())
+        .await
+        .unwrap();
+    assert!(exit.success(), "a clean shutdown exits 0, got {exit}");
+    let mut created = 0u64;
+    let mut unanswered = 0u64;
+    for t in tasks {
+        match t.await.unwrap() {
+            Some(StatusCode::CREATED) => created += 1,
+            Some(s) => {
+                answered += 1;
+                errors += u64::from(s.as_u16() >= 400);
+            }
+            None => unanswered += 1,
+        }
+    }
+    answered += created;
+    println!(
+        "shutdown under load: {created} × 201, {unanswered} unanswered, {answered} answered calls, {errors} errors"
+    );
+    assert!(created >= 1);
+
+    let svc = ServiceProcess::start_on(database).await;
+    let report: Value = client
+        .get(format!("{}/api/v1/usage", svc.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        report["period"]["used"], created,
+        "quota used after the restart ({created} answered 201, {unanswered} unanswered): {report}"
+    );
+    let day = &report["daily"][0];
+    assert_eq!(day["simulations"], created, "{report}");
+    assert_eq!(day["errors"], errors, "{report}");
+    assert_eq!(day["calls"], answered, "{report}");
+    let list: Value = client
+        .get(format!("{}/api/v1/simulations?limit=100", svc.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["items"].as_array().unwrap().len() as u64,
+        created,
+        "{list}"
+    );
 }
