@@ -26,7 +26,15 @@ if [ -z "${BIN:-}" ]; then
 fi
 WORK="$(mktemp -d)"
 PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+DBS=()
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null
+  wait 2>/dev/null
+  for db in "${DBS[@]}"; do
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+  done
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -40,6 +48,7 @@ start() { # start MODE
   local db="load_bench_$$_$1" port redis=()
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+  DBS+=("$db")
   [ "$1" = redis ] && redis=(REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="loadbench$$:")
   env DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" BIND_ADDRESS="127.0.0.1:$port" \
     ADMIN_TOKEN="$ADMIN" TRUSTED_PROXIES=127.0.0.1/32 RUST_LOG=warn "${redis[@]}" \
