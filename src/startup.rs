@@ -160,7 +160,7 @@ impl Application {
             Arc::downgrade(&app.directory),
             Arc::downgrade(&app.key_cache),
         );
-        spawn_refusal_flusher(Arc::downgrade(&app));
+        spawn_call_flusher(Arc::downgrade(&app));
         let addr = settings.bind_address.clone();
         let acceptor = TcpListener::bind(addr.clone())
             .into_acceptor()
@@ -206,25 +206,25 @@ impl Application {
         let served = poem::Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown_signal(), Some(Duration::from_secs(10)))
             .await;
-        // The refusals counted since the last flush are written before the process ends.
-        if let Err(err) = self.app.usage.flush_refusals().await {
-            tracing::warn!(error = ?err, "could not write the last refused-call counts");
+        // The calls counted since the last flush are written before the process ends.
+        if let Err(err) = self.app.usage.flush_calls().await {
+            tracing::warn!(error = ?err, "could not write the last call counts");
         }
         served
     }
 }
 
-/// Writes the refused calls counted in memory every `REFUSAL_FLUSH_INTERVAL`, until the
+/// Writes the calls counted in memory every `CALL_FLUSH_INTERVAL`, until the
 /// application is dropped.
-fn spawn_refusal_flusher(app: std::sync::Weak<App>) {
+fn spawn_call_flusher(app: std::sync::Weak<App>) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(crate::app::usage::REFUSAL_FLUSH_INTERVAL);
+        let mut tick = tokio::time::interval(crate::app::usage::CALL_FLUSH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let Some(app) = app.upgrade() else { return };
-            if let Err(err) = app.usage.flush_refusals().await {
-                tracing::warn!(error = ?err, "could not write refused-call counts");
+            if let Err(err) = app.usage.flush_calls().await {
+                tracing::warn!(error = ?err, "could not write call counts");
             }
         }
     });

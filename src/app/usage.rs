@@ -1,10 +1,13 @@
-//! Usage: one row per authenticated call, and the report of calls per day and per key with the
+//! Usage: the log of authenticated calls, and the report of calls per day and per key with the
 //! current quota period.
 //!
-//! Refused calls (429) are not written one row each: a flood of them would turn every refusal
-//! into a database write. They are counted in memory per (tenant, caller, endpoint, status) and
-//! written as one row per group with its count every [`REFUSAL_FLUSH_INTERVAL`] and at a clean
-//! shutdown; a crash loses at most that interval's refusal counts.
+//! Calls are not written one row each: that would put a tenant transaction (and, over thousands
+//! of schemas, a re-planned statement) on every request, and let a flood of refusals turn into
+//! a flood of writes. They are counted in memory per (tenant, caller, method, endpoint, status)
+//! and written as one row per group — its count, summed work units, mean duration, last call —
+//! every [`CALL_FLUSH_INTERVAL`], before every usage report this instance serves, and at a clean
+//! shutdown. A crash loses at most that interval's call counts; the monthly quota and billing
+//! are counted apart (the quota store), so they lose nothing.
 
 use crate::clock::SharedClock;
 use crate::db::usage::{self, CallRecord, DailyCalls, KeyCalls};
@@ -17,11 +20,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How often refused calls counted in memory are written.
-pub const REFUSAL_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the calls counted in memory are written.
+pub const CALL_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct RefusalKey {
+struct CallKey {
     tenant: TenantId,
     principal: Principal,
     method: String,
@@ -30,10 +33,11 @@ struct RefusalKey {
 }
 
 #[derive(Debug, Clone)]
-struct Refusals {
+struct Counted {
     ctx: TenantContext,
     calls: i32,
     duration_ms: f64,
+    units: i64,
     last_at: DateTime<Utc>,
 }
 
@@ -73,7 +77,7 @@ pub struct UsageService {
     db: Db,
     quotas: Arc<Quotas>,
     clock: SharedClock,
-    refusals: Mutex<HashMap<RefusalKey, Refusals>>,
+    pending: Mutex<HashMap<CallKey, Counted>>,
 }
 
 fn record<'a>(
@@ -106,50 +110,46 @@ impl UsageService {
             db,
             quotas,
             clock,
-            refusals: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Records one authenticated call: a row, or for a refusal (429) a count written later.
+    /// Counts one authenticated call; written with its group at the next flush.
     ///
     /// # Errors
-    /// When PostgreSQL fails.
+    /// None today (the signature keeps room for a store that can fail).
     pub async fn record_call(&self, ctx: &TenantContext, call: &Call<'_>) -> Result<(), AppError> {
         let now = self.clock.now();
-        if call.status == 429 {
-            let key = RefusalKey {
-                tenant: ctx.tenant().id,
-                principal: ctx.principal(),
-                method: call.method.to_string(),
-                endpoint: call.endpoint.to_string(),
-                status: call.status,
-            };
-            let mut refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
-            let entry = refusals.entry(key).or_insert_with(|| Refusals {
-                ctx: ctx.clone(),
-                calls: 0,
-                duration_ms: 0.0,
-                last_at: now,
-            });
-            entry.calls = entry.calls.saturating_add(1);
-            entry.duration_ms += call.duration_ms;
-            entry.last_at = now;
-            return Ok(());
-        }
-        let mut tx = ctx.begin(&self.db).await?;
-        let row = record(ctx.principal(), now, call, 1);
-        usage::insert_call(&mut tx, &row).await?;
-        tx.commit().await
+        let key = CallKey {
+            tenant: ctx.tenant().id,
+            principal: ctx.principal(),
+            method: call.method.to_string(),
+            endpoint: call.endpoint.to_string(),
+            status: call.status,
+        };
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = pending.entry(key).or_insert_with(|| Counted {
+            ctx: ctx.clone(),
+            calls: 0,
+            duration_ms: 0.0,
+            units: 0,
+            last_at: now,
+        });
+        entry.calls = entry.calls.saturating_add(1);
+        entry.duration_ms += call.duration_ms;
+        entry.units = entry.units.saturating_add(call.units);
+        entry.last_at = now;
+        Ok(())
     }
 
-    /// Writes the refused calls counted since the last flush: one row per group, one
-    /// transaction per tenant. Returns the rows written.
+    /// Writes the calls counted since the last flush: one row per group, one transaction per
+    /// tenant. Returns the rows written.
     ///
     /// # Errors
-    /// When PostgreSQL fails (the counts not written are lost).
-    pub async fn flush_refusals(&self) -> Result<usize, AppError> {
-        let taken = std::mem::take(&mut *self.refusals.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut by_tenant: HashMap<TenantId, Vec<(RefusalKey, Refusals)>> = HashMap::new();
+    /// When PostgreSQL fails (the counts of the tenants not yet written are lost).
+    pub async fn flush_calls(&self) -> Result<usize, AppError> {
+        let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut by_tenant: HashMap<TenantId, Vec<(CallKey, Counted)>> = HashMap::new();
         for (k, v) in taken {
             by_tenant.entry(k.tenant).or_default().push((k, v));
         }
@@ -162,7 +162,7 @@ impl UsageService {
                     endpoint: &k.endpoint,
                     status: k.status,
                     duration_ms: v.duration_ms / f64::from(v.calls.max(1)),
-                    units: 0,
+                    units: v.units,
                 };
                 let row = record(k.principal, v.last_at, &call, v.calls);
                 usage::insert_call(&mut tx, &row).await?;
@@ -184,6 +184,8 @@ impl UsageService {
                 format!("days must be 1 to {MAX_DAYS}, got {days}"),
             ));
         }
+        // This instance's latest calls first, so a caller sees its own calls at once.
+        self.flush_calls().await?;
         let since = self.clock.now() - chrono::Duration::days(i64::from(days));
         let mut tx = ctx.begin(&self.db).await?;
         let daily = usage::daily(&mut tx, since).await?;

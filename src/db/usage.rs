@@ -98,7 +98,7 @@ fn simulation_call(t: &str) -> String {
 pub async fn daily(tx: &mut TenantTx, since: DateTime<Utc>) -> Result<Vec<DailyCalls>, AppError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT (l.created_at AT TIME ZONE 'UTC')::date AS day, sum(l.calls)::bigint AS calls, \
-                count(*) FILTER (WHERE {}) AS sims, \
+                COALESCE(sum(l.calls) FILTER (WHERE {}), 0)::bigint AS sims, \
                 COALESCE(sum(l.calls) FILTER (WHERE l.status >= 400), 0)::bigint AS errors, \
                 COALESCE(sum(l.units), 0)::bigint AS units \
          FROM api_call_logs l WHERE l.created_at >= $1 GROUP BY day ORDER BY day",
@@ -127,7 +127,7 @@ pub async fn daily(tx: &mut TenantTx, since: DateTime<Utc>) -> Result<Vec<DailyC
 pub async fn per_key(tx: &mut TenantTx, since: DateTime<Utc>) -> Result<Vec<KeyCalls>, AppError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT l.api_key_id, k.prefix, sum(l.calls)::bigint AS calls, \
-                count(*) FILTER (WHERE {}) AS sims, \
+                COALESCE(sum(l.calls) FILTER (WHERE {}), 0)::bigint AS sims, \
                 COALESCE(sum(l.units), 0)::bigint AS units, max(l.created_at) AS last \
          FROM api_call_logs l LEFT JOIN api_keys k ON k.id = l.api_key_id \
          WHERE l.created_at >= $1 GROUP BY l.api_key_id, k.prefix ORDER BY calls DESC, last DESC",

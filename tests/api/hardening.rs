@@ -559,7 +559,7 @@ async fn refused_calls_are_counted_in_aggregate() {
         }
     }
     assert!(refused >= 30, "{refused}");
-    app.app_state.usage.flush_refusals().await.unwrap();
+    app.app_state.usage.flush_calls().await.unwrap();
     let pool = app.pg().await;
     let (rows, calls): (i64, i64) = sqlx::query_as(
         "SELECT count(*), COALESCE(sum(calls), 0)::bigint FROM t_acme.api_call_logs WHERE status = 429",
