@@ -23,14 +23,13 @@ use super::directory::TenantDirectory;
 use super::stripe_api::{StripeApi, Subscription};
 use crate::clock::SharedClock;
 use crate::config::{BillingSettings, Secret};
-use crate::db::billing::{self as store, BillingAccount};
+use crate::db::billing::{self as store, BillingAccount, PlatformTx};
 use crate::db::{Db, TenantContext, users};
 use crate::domain::{TenantId, Tier};
 use crate::error::AppError;
 use crate::quota::{Period, Quotas};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::Value;
-use sqlx::{Postgres, Transaction};
 use std::sync::Arc;
 
 /// Invoices shown by `GET /api/v1/billing`.
@@ -601,7 +600,7 @@ impl BillingService {
     /// Moves the billing status to `to` and the tenant row with it; audited.
     async fn transition(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut PlatformTx,
         tenant: TenantId,
         a: &mut BillingAccount,
         to: &str,
@@ -652,7 +651,7 @@ impl BillingService {
     async fn apply_subscription(
         &self,
         cfg: &Configured,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut PlatformTx,
         tenant: TenantId,
         a: &mut BillingAccount,
         sub: &SubState,
@@ -783,7 +782,7 @@ impl BillingService {
 
     async fn tenant_of(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut PlatformTx,
         object: &Value,
         customer_key: &str,
     ) -> Result<Option<TenantId>, AppError> {
@@ -796,7 +795,7 @@ impl BillingService {
     async fn dispatch(
         &self,
         cfg: &Configured,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut PlatformTx,
         ev: &Event<'_>,
         now: DateTime<Utc>,
     ) -> Result<(Option<TenantId>, String), AppError> {
@@ -921,7 +920,7 @@ impl BillingService {
     async fn bill_overage(
         &self,
         cfg: &Configured,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut PlatformTx,
         tenant: TenantId,
         invoice: &Value,
         now: DateTime<Utc>,

@@ -9,6 +9,9 @@ use crate::domain::TenantId;
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Row, Transaction};
 
+/// A transaction on the platform tables (a webhook's event id and its effect commit together).
+pub type PlatformTx = Transaction<'static, Postgres>;
+
 /// A tenant's billing row.
 #[derive(Debug, Clone, Default)]
 pub struct BillingAccount {
@@ -118,7 +121,7 @@ pub async fn mark_pending(
 /// # Errors
 /// When PostgreSQL fails.
 pub async fn tenant_of_customer(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PlatformTx,
     customer: &str,
 ) -> Result<Option<TenantId>, sqlx::Error> {
     let id: Option<uuid::Uuid> = sqlx::query_scalar(
@@ -134,10 +137,7 @@ pub async fn tenant_of_customer(
 ///
 /// # Errors
 /// When PostgreSQL fails.
-pub async fn tenant_exists(
-    tx: &mut Transaction<'static, Postgres>,
-    id: TenantId,
-) -> Result<bool, sqlx::Error> {
+pub async fn tenant_exists(tx: &mut PlatformTx, id: TenantId) -> Result<bool, sqlx::Error> {
     let n: Option<i32> = sqlx::query_scalar("SELECT 1 FROM platform.tenants WHERE id = $1")
         .bind(id.as_uuid())
         .fetch_optional(&mut **tx)
@@ -149,7 +149,7 @@ pub async fn tenant_exists(
 ///
 /// # Errors
 /// When PostgreSQL fails.
-pub async fn begin(db: &Db) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+pub async fn begin(db: &Db) -> Result<PlatformTx, sqlx::Error> {
     db.pool.begin().await
 }
 
@@ -159,7 +159,7 @@ pub async fn begin(db: &Db) -> Result<Transaction<'static, Postgres>, sqlx::Erro
 /// # Errors
 /// When PostgreSQL fails.
 pub async fn claim_event(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PlatformTx,
     id: &str,
     type_: &str,
     created: DateTime<Utc>,
@@ -183,7 +183,7 @@ pub async fn claim_event(
 /// # Errors
 /// When PostgreSQL fails.
 pub async fn finish_event(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PlatformTx,
     id: &str,
     tenant: Option<TenantId>,
     outcome: &str,
@@ -215,7 +215,7 @@ pub async fn event_outcome(db: &Db, id: &str) -> Result<Option<String>, sqlx::Er
 /// # Errors
 /// When PostgreSQL fails.
 pub async fn lock(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PlatformTx,
     tenant: TenantId,
     now: DateTime<Utc>,
 ) -> Result<BillingAccount, sqlx::Error> {
@@ -241,7 +241,7 @@ pub async fn lock(
 /// # Errors
 /// When PostgreSQL fails.
 pub async fn save(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PlatformTx,
     tenant: TenantId,
     a: &BillingAccount,
     event_id: Option<&str>,
@@ -279,7 +279,7 @@ pub async fn save(
 /// # Errors
 /// When PostgreSQL fails.
 pub async fn set_tenant_tier(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PlatformTx,
     tenant: TenantId,
     tier: &str,
     trial_ends_at: Option<DateTime<Utc>>,
@@ -303,7 +303,7 @@ pub async fn set_tenant_tier(
 /// # Errors
 /// When PostgreSQL fails.
 pub async fn audit(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PlatformTx,
     tenant: TenantId,
     at: DateTime<Utc>,
     from: &str,
@@ -331,7 +331,7 @@ pub async fn audit(
 /// # Errors
 /// When PostgreSQL fails.
 pub async fn overage_billed(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PlatformTx,
     tenant: TenantId,
     period: &str,
 ) -> Result<bool, sqlx::Error> {
@@ -351,7 +351,7 @@ pub async fn overage_billed(
 /// When PostgreSQL fails (a second row for the same period violates the primary key).
 #[allow(clippy::too_many_arguments)]
 pub async fn insert_overage(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PlatformTx,
     tenant: TenantId,
     period: &str,
     simulations: i64,
