@@ -39,7 +39,7 @@ impl Example for TierChoice {
 }
 
 impl BodyLimit for TierChoice {
-    const MAX_BODY_BYTES: usize = 1024;
+    const MAX_BODY_BYTES: usize = 4 * 1024;
 }
 
 /// Where to send the customer.
