@@ -647,6 +647,16 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
     let s = slug();
     let t = b.app.signup(&s).await;
     let customer = b.customer(&t.token, "starter").await;
+    // A second instance on the same database, which has served the tenant on the trial tier.
+    let second = spawn_with(Options {
+        database_url: Some(b.app.database_url.clone()),
+        ..Options::default()
+    })
+    .await;
+    let me = second
+        .get("/api/v1/auth/me", &[("x-api-key", &t.keys[0])])
+        .await;
+    assert_eq!(me.ok(200)["tenant"]["tier"], "trial");
     let started = std::time::Instant::now();
     let sub = b.subscribe(&customer, "mc_starter_monthly").await;
     assert_eq!(sub["status"], "active");
@@ -663,7 +673,23 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
     assert_eq!(view["invoices"][0]["amount_cents"], 9900);
     assert_eq!(b.tier_of(&t.token).await, "starter");
 
-    // A second instance on the same database sees the tier on its next request.
+    // The second instance cached the tenant on the trial tier before the webhook; it hears the
+    // change through NOTIFY (polled below the trial tier's sustained rate).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let me = second
+            .get("/api/v1/auth/me", &[("x-api-key", &t.keys[0])])
+            .await;
+        if me.ok(200)["tenant"]["tier"] == "starter" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "second instance still on {}",
+            me.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    }
     let audit: Vec<(String, String, Option<String>)> = sqlx::query_as(
         "SELECT from_status, to_status, event_id FROM platform.billing_audit ORDER BY id",
     )
@@ -1100,4 +1126,47 @@ async fn overage_is_billed_once_per_period_on_the_next_invoice() {
     .unwrap();
     assert_eq!(applied, 1);
     assert!(event_id.starts_with("evt_"));
+
+    // The customer is deleted in Stripe → cancelled, back to trial limits, customer forgotten.
+    let del = b
+        .http
+        .delete(format!("{}/v1/customers/{customer}", localstripe()))
+        .basic_auth(KEY, None::<&str>)
+        .send()
+        .await
+        .unwrap();
+    assert!(del.status().is_success());
+    let t = crate::helpers::Tenant {
+        token: b.login(&s).await,
+        ..t
+    };
+    let view = b.until(&t.token, "cancelled").await;
+    assert_eq!(view["tier"], "trial");
+    assert!(view.get("customer_id").is_none(), "{view}");
+}
+
+#[tokio::test]
+async fn checkout_session_completed_applies_the_subscription_stripe_has() {
+    let b = spawn_billing().await;
+    let s = slug();
+    let t = b.app.signup(&s).await;
+    let customer = b.customer(&t.token, "professional").await;
+    let sub = b.subscribe(&customer, "mc_professional_monthly").await;
+    let tenant_id = t.body["tenant"]["id"].as_str().unwrap();
+    let now = Utc::now().timestamp();
+    let event = json!({
+        "id": unique("evt_"), "object": "event", "type": "checkout.session.completed",
+        "created": now, "livemode": false, "pending_webhooks": 1,
+        "data": {"object": {
+            "id": unique("cs_test_"), "object": "checkout.session", "mode": "subscription",
+            "client_reference_id": tenant_id, "customer": customer, "subscription": sub["id"],
+            "status": "complete", "payment_status": "paid"
+        }}
+    });
+    let r = b.deliver(&event, &b.secret, now).await;
+    let outcome = r.ok(200)["outcome"].as_str().unwrap().to_string();
+    assert!(outcome.starts_with("applied: subscription"), "{outcome}");
+    assert_eq!(b.tier_of(&t.token).await, "professional");
+    let view = b.until(&t.token, "active").await;
+    assert_eq!(view["subscription_id"], sub["id"]);
 }
