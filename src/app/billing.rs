@@ -628,6 +628,7 @@ impl BillingService {
             a.billing_status.clone()
         };
         if from != to {
+            store::touch_tenant(tx, tenant, now).await?;
             store::audit(tx, tenant, now, &from, to, &tier, event_id).await?;
             tracing::info!(%tenant, from, to, tier, event_id, "billing status changed");
         }

@@ -298,6 +298,24 @@ pub async fn set_tenant_tier(
     Ok(())
 }
 
+/// Touches the tenant row so its trigger announces a billing change to every instance (the
+/// directory reads the billing grace period with the tenant).
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn touch_tenant(
+    tx: &mut PlatformTx,
+    tenant: TenantId,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE platform.tenants SET updated_at = $2 WHERE id = $1")
+        .bind(tenant.as_uuid())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Appends a billing transition.
 ///
 /// # Errors

@@ -751,14 +751,28 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
         grace.with_timezone(&Utc),
         Utc.with_ymd_and_hms(2026, 11, 17, 12, 0, 0).unwrap()
     );
-    b.app
+    let ran = b
+        .app
         .post(
             "/api/v1/simulations",
             &[("x-api-key", &t.keys[0])],
             simulation_body(),
         )
-        .await
-        .ok(201);
+        .await;
+    ran.ok(201);
+    let warning = ran
+        .headers
+        .get("warning")
+        .expect("a warning header while past due")
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        warning.starts_with(
+            "299 - \"payment failed: the starter tier is kept until 2026-11-17T12:00:00Z"
+        ),
+        "{warning}"
+    );
 
     // Grace over → suspended: trial limits with the trial over (402), reads still work.
     b.app.advance(Duration::days(8));
