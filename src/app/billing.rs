@@ -12,7 +12,7 @@
 //! | `trial` | signup (no billing row yet) | the trial tier and its end date, as before billing |
 //! | `pending_payment` | a Checkout Session was created, or the subscription is `incomplete` | unchanged (trial limits) |
 //! | `active` | the subscription is `active` or `trialing` | the subscribed tier |
-//! | `past_due` | the subscription is `past_due` (a payment failed) | keeps the paid tier until `grace_until` (`BILLING_GRACE_DAYS`); keys keep working |
+//! | `past_due` | the subscription is `past_due` (a payment failed) | keeps the paid tier until `grace_until` (`BILLING_GRACE_DAYS`); keys keep working, responses carry a `Warning` header |
 //! | `suspended` | grace over, or the subscription is `unpaid` | the trial tier with its trial ended now: simulations answer 402, reads, keys and billing still work |
 //! | `cancelled` | the subscription was deleted (period over) or the customer was deleted | the trial tier (its original trial end): data kept |
 //!
