@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
+# localstripe (a fake Stripe) for the billing tests; installed into .tools/venv when missing.
+bash scripts/localstripe.sh
 # Each integration test creates its own database `test_<uuid>`; drop those of earlier runs
 # (left by killed runs), but not those a run going on beside this one is connected to.
 psql -h 127.0.0.1 -U postgres -d postgres -Atc \

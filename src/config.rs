@@ -20,6 +20,10 @@
 //! | `MAX_IN_FLIGHT_REQUESTS` | `1024` | requests served at once; beyond, 503 with `Retry-After` (health checks exempt) |
 //! | `REQUEST_TIMEOUT_SECS` | `300` | a request still running after this answers 503 (health checks exempt) |
 //! | `TRUSTED_PROXIES` | unset | comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` / `Forwarded` names the client |
+//! | `STRIPE_SECRET_KEY` | unset | Stripe secret key (`sk_…`); unset = billing off (billing routes answer 503) |
+//! | `STRIPE_API_BASE` | Stripe | base URL of the Stripe API, e.g. `http://127.0.0.1:8420/` for localstripe |
+//! | `STRIPE_WEBHOOK_SECRETS` | unset | comma-separated webhook signing secrets (`whsec_…`); any one verifies a delivery (rotation); required with `STRIPE_SECRET_KEY` |
+//! | `BILLING_GRACE_DAYS` | `7` | days a `past_due` tenant keeps its paid tier before it is suspended |
 //!
 //! # Secrets in production
 //! With `PRODUCTION=true`, `JWT_SECRET` and `ADMIN_TOKEN` must each be at least
@@ -117,6 +121,21 @@ pub struct Settings {
     pub request_timeout_secs: u64,
     /// Reverse proxies whose forwarding headers are trusted to name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Stripe billing; `None` = billing off.
+    pub billing: Option<BillingSettings>,
+}
+
+/// Stripe billing configuration (`STRIPE_*`, `BILLING_GRACE_DAYS`).
+#[derive(Debug, Clone)]
+pub struct BillingSettings {
+    /// Secret API key.
+    pub secret_key: Secret<String>,
+    /// API base URL (ends with `/`); `None` = Stripe itself.
+    pub api_base: Option<String>,
+    /// Webhook signing secrets; a delivery signed with any of them is accepted.
+    pub webhook_secrets: Vec<Secret<String>>,
+    /// How long a `past_due` tenant keeps its paid tier.
+    pub grace: chrono::Duration,
 }
 
 /// A configuration value that cannot be used.
@@ -390,6 +409,7 @@ impl Settings {
             max_in_flight_requests: number("MAX_IN_FLIGHT_REQUESTS", 1024)?.clamp(1, 1_000_000)
                 as usize,
             request_timeout_secs: number("REQUEST_TIMEOUT_SECS", 300)?.clamp(1, 86_400),
+            billing: billing_settings(&get)?,
             trusted_proxies: get("TRUSTED_PROXIES")
                 .unwrap_or_default()
                 .split(',')
@@ -428,10 +448,85 @@ impl Settings {
     }
 }
 
+/// `STRIPE_*`: all or nothing (a key without webhook secrets could take money it never hears of).
+fn billing_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<BillingSettings>, ConfigError> {
+    let key = get("STRIPE_SECRET_KEY").filter(|s| !s.is_empty());
+    let secrets: Vec<Secret<String>> = get("STRIPE_WEBHOOK_SECRETS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| Secret::new(s.to_string()))
+        .collect();
+    let Some(key) = key else {
+        if !secrets.is_empty() {
+            return Err(ConfigError(
+                "STRIPE_WEBHOOK_SECRETS is set but STRIPE_SECRET_KEY is not: set both or neither"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    };
+    if secrets.is_empty() {
+        return Err(ConfigError(
+            "STRIPE_SECRET_KEY is set but STRIPE_WEBHOOK_SECRETS is not: webhooks could not be verified".into(),
+        ));
+    }
+    let api_base = match get("STRIPE_API_BASE").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(b) if b.starts_with("http://") || b.starts_with("https://") => {
+            Some(if b.ends_with('/') { b } else { format!("{b}/") })
+        }
+        Some(b) => {
+            return Err(ConfigError(format!(
+                "STRIPE_API_BASE must be an http(s) URL, got {b:?}"
+            )));
+        }
+    };
+    let days = match get("BILLING_GRACE_DAYS") {
+        None => 7,
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|d| (0..=365).contains(d))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "BILLING_GRACE_DAYS must be a whole number 0–365, got {v:?}"
+                ))
+            })?,
+    };
+    Ok(Some(BillingSettings {
+        secret_key: Secret::new(key),
+        api_base,
+        webhook_secrets: secrets,
+        grace: chrono::Duration::days(days),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn billing_is_all_or_nothing() {
+        assert!(settings(&[]).unwrap().billing.is_none());
+        assert!(settings(&[("STRIPE_SECRET_KEY", "sk_test_x")]).is_err());
+        assert!(settings(&[("STRIPE_WEBHOOK_SECRETS", "whsec_a")]).is_err());
+        let s = settings(&[
+            ("STRIPE_SECRET_KEY", "sk_test_x"),
+            ("STRIPE_WEBHOOK_SECRETS", "whsec_a, whsec_b"),
+            ("STRIPE_API_BASE", "http://127.0.0.1:8420"),
+        ])
+        .unwrap();
+        let b = s.billing.unwrap();
+        assert_eq!(b.webhook_secrets.len(), 2);
+        assert_eq!(b.api_base.as_deref(), Some("http://127.0.0.1:8420/"));
+        assert_eq!(b.grace, chrono::Duration::days(7));
+        assert!(!format!("{b:?}").contains("sk_test_x"));
+    }
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = pairs

@@ -2,9 +2,12 @@
 //!
 //! `montecarlo-platform openapi [--check]` prints the OpenAPI document (or checks that
 //! `openapi/openapi.json` is current) without a database.
+//!
+//! `montecarlo-platform billing sync-catalog` creates or checks the Stripe products and plans of
+//! the paid tiers (idempotent) and records them on `platform.tiers`.
 
 use montecarlo_platform::config::Settings;
-use montecarlo_platform::startup::{Application, openapi_json};
+use montecarlo_platform::startup::{Application, openapi_json, sync_catalog};
 use montecarlo_platform::telemetry;
 use std::process::ExitCode;
 
@@ -38,6 +41,31 @@ async fn main() -> ExitCode {
             _ => {
                 print!("{spec}");
                 ExitCode::SUCCESS
+            }
+        };
+    }
+    if args.first().map(String::as_str) == Some("billing") {
+        if args.get(1).map(String::as_str) != Some("sync-catalog") {
+            eprintln!("usage: montecarlo-platform billing sync-catalog");
+            return ExitCode::FAILURE;
+        }
+        let settings = match Settings::from_env() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return match sync_catalog(settings).await {
+            Ok(lines) => {
+                for line in lines {
+                    println!("{line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("billing sync-catalog: {e}");
+                ExitCode::FAILURE
             }
         };
     }

@@ -161,6 +161,7 @@ impl Application {
             Arc::downgrade(&app.key_cache),
         );
         spawn_call_flusher(Arc::downgrade(&app));
+        spawn_grace_sweeper(Arc::downgrade(&app));
         let addr = settings.bind_address.clone();
         let acceptor = TcpListener::bind(addr.clone())
             .into_acceptor()
@@ -228,6 +229,69 @@ fn spawn_call_flusher(app: std::sync::Weak<App>) {
             }
         }
     });
+}
+
+/// Suspends `past_due` tenants whose grace period ended, every minute (billing only).
+fn spawn_grace_sweeper(app: std::sync::Weak<App>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(app) = app.upgrade() else { return };
+            if !app.billing.enabled() {
+                return;
+            }
+            if let Err(err) = app.billing.expire_grace().await {
+                tracing::warn!(error = ?err, "could not apply expired billing grace periods");
+            }
+        }
+    });
+}
+
+/// `montecarlo-platform billing sync-catalog`: creates or checks the Stripe products and plans
+/// of every paid tier and records each plan on its tier (as the database owner: the request
+/// role may not change tiers). Runs the platform migrations first.
+///
+/// # Errors
+/// A message when billing is not configured, the database or Stripe fails, or a plan differs.
+pub async fn sync_catalog(settings: Settings) -> Result<Vec<String>, String> {
+    if settings.billing.is_none() {
+        return Err(
+            "billing is not configured: set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRETS (and STRIPE_API_BASE for localstripe)"
+                .into(),
+        );
+    }
+    let url = settings.database_url.expose().clone();
+    db::ensure_database(&url).await.map_err(|e| e.to_string())?;
+    let db = Db::connect_lazy(&url, 2, 1).map_err(|e| e.to_string())?;
+    db::migrate_platform(&db).await.map_err(|e| e.to_string())?;
+    let directory = Arc::new(
+        TenantDirectory::load(db.clone())
+            .await
+            .map_err(|e| format!("{e:?}"))?,
+    );
+    let clock: SharedClock = Arc::new(SystemClock);
+    let quotas = Quotas::new(
+        QuotaConfig {
+            redis_url: None,
+            key_prefix: "catalog:".into(),
+            concurrency_wait: Duration::ZERO,
+        },
+        db.clone(),
+        clock.clone(),
+        directory.tiers().clone(),
+    )
+    .await;
+    let billing = crate::app::billing::BillingService::new(
+        db,
+        directory,
+        Arc::new(quotas),
+        clock,
+        settings.base_domain.clone(),
+        settings.billing.as_ref(),
+    );
+    billing.sync_catalog().await.map_err(|e| format!("{e:?}"))
 }
 
 async fn shutdown_signal() {

@@ -106,6 +106,7 @@ impl TenantDirectory {
             trial_ends_at: r.trial_ends_at,
             overage_enabled: r.overage_enabled,
             created_at: r.created_at,
+            billing_grace_until: r.billing_grace_until,
         })
     }
 

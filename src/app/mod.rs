@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod billing;
 pub mod changes;
 pub mod directory;
 pub mod health;
@@ -16,6 +17,7 @@ pub mod keys;
 pub mod passwords;
 pub mod simulation_spec;
 pub mod simulations;
+pub mod stripe_api;
 pub mod tenants;
 pub mod tokens;
 pub mod usage;
@@ -42,6 +44,8 @@ pub struct App {
     pub usage: usage::UsageService,
     /// Provisioning and platform administration of tenants.
     pub tenants: Arc<tenants::TenantService>,
+    /// Billing with Stripe (off when unconfigured).
+    pub billing: billing::BillingService,
     /// Readiness.
     pub health: health::HealthService,
     /// The in-memory tenant and tier directory.
@@ -100,6 +104,14 @@ impl App {
                 settings.fail_points.simulation_store,
             ),
             usage: usage::UsageService::new(db.clone(), quotas.clone(), clock.clone()),
+            billing: billing::BillingService::new(
+                db.clone(),
+                directory.clone(),
+                quotas.clone(),
+                clock.clone(),
+                settings.base_domain.clone(),
+                settings.billing.as_ref(),
+            ),
             health: health::HealthService::new(db, quotas.clone(), tenants_current),
             tenants,
             directory,

@@ -75,7 +75,12 @@ GRANT SELECT ON platform.tiers, platform.tenants, platform.api_key_directory,
                 platform.quota_counters, platform.refinery_schema_history TO {role};
 GRANT UPDATE (status, tier, trial_ends_at, overage_enabled, updated_at) ON platform.tenants TO {role};
 GRANT INSERT ON platform.api_key_directory TO {role};
-GRANT INSERT, UPDATE (used, overage) ON platform.quota_counters TO {role};";
+GRANT INSERT, UPDATE (used, overage) ON platform.quota_counters TO {role};
+GRANT SELECT, INSERT, UPDATE ON platform.billing_accounts TO {role};
+GRANT SELECT, INSERT ON platform.stripe_events, platform.billing_overage, platform.billing_audit TO {role};
+GRANT UPDATE (invoice_item_id) ON platform.billing_overage TO {role};
+GRANT UPDATE (tenant_id, outcome) ON platform.stripe_events TO {role};
+GRANT USAGE ON SEQUENCE platform.billing_audit_id_seq TO {role};";
 
 /// What the request path may do in a tenant schema: read and write rows of its tables and use
 /// their sequences (`bigserial` ids), except that `audit_log` is append-only and refinery's

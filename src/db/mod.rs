@@ -8,6 +8,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod billing;
 mod context;
 pub mod idempotency;
 pub mod listen;

@@ -39,10 +39,16 @@ pub struct TenantRecord {
     pub overage_enabled: bool,
     /// Signup time.
     pub created_at: DateTime<Utc>,
+    /// Billing: `past_due` until then (`platform.billing_accounts`), else `None`.
+    pub billing_grace_until: Option<DateTime<Utc>>,
 }
 
 const SELECT: &str = "SELECT id, slug, display_name, schema_name, tier, status, trial_ends_at, \
-                      overage_enabled, created_at FROM platform.tenants";
+                      overage_enabled, created_at, \
+                      (SELECT b.grace_until FROM platform.billing_accounts b \
+                        WHERE b.tenant_id = platform.tenants.id AND b.billing_status = 'past_due') \
+                        AS billing_grace_until \
+                      FROM platform.tenants";
 
 fn record(row: &sqlx::postgres::PgRow) -> Result<TenantRecord, AppError> {
     let slug: String = row.try_get("slug")?;
@@ -58,6 +64,7 @@ fn record(row: &sqlx::postgres::PgRow) -> Result<TenantRecord, AppError> {
         trial_ends_at: row.try_get("trial_ends_at")?,
         overage_enabled: row.try_get("overage_enabled")?,
         created_at: row.try_get("created_at")?,
+        billing_grace_until: row.try_get("billing_grace_until")?,
     })
 }
 

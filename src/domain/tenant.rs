@@ -61,6 +61,8 @@ pub struct Tenant {
     pub overage_enabled: bool,
     /// Signup time.
     pub created_at: DateTime<Utc>,
+    /// Billing: a payment failed and the paid tier is kept until then (`past_due`).
+    pub billing_grace_until: Option<DateTime<Utc>>,
 }
 
 impl Tenant {

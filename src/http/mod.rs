@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod billing;
 pub mod contract;
 pub mod edge;
 mod examples;
@@ -40,6 +41,8 @@ pub type Apis = (
     simulations::SimulationsApi,
     usage::UsageApi,
     admin::AdminApi,
+    billing::BillingApi,
+    billing::RevenueApi,
     health::HealthApi,
 );
 
@@ -52,6 +55,8 @@ pub fn service(app: Arc<App>) -> OpenApiService<Contract<Apis>, ()> {
             simulations::SimulationsApi { app: app.clone() },
             usage::UsageApi { app: app.clone() },
             admin::AdminApi { app: app.clone() },
+            billing::BillingApi { app: app.clone() },
+            billing::RevenueApi { app: app.clone() },
             health::HealthApi { app },
         )),
         "Monte Carlo Portfolio Simulation API",
@@ -125,6 +130,8 @@ pub fn routes(app: Arc<App>, edge: EdgeConfig) -> impl Endpoint {
     let edge = Arc::new(Edge::new(edge, AllowTable::of::<Contract<Apis>>()));
     Route::new()
         .nest("/", api)
+        // Stripe's webhook: signed by Stripe, no tenant credentials, outside the OpenAPI document.
+        .at("/webhooks/stripe", poem::post(billing::stripe_webhook))
         .at(
             "/openapi.json",
             make_sync(move |_| {
@@ -178,8 +185,9 @@ mod tests {
             }
         }
         assert_eq!(
-            bodies, 6,
-            "signup, login, createUser, createKey, createSimulation, adminUpdateTenant"
+            bodies, 8,
+            "signup, login, createUser, createKey, createSimulation, adminUpdateTenant, \
+             createCheckoutSession, changeSubscription"
         );
     }
 }

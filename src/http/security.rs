@@ -129,6 +129,16 @@ fn admit(app: &App, req: &Request, ctx: &TenantContext) -> Result<(), AppError> 
     scope::set_caller(ctx.clone(), endpoint_pattern(req.uri().path()));
     let info = app.quotas.check_burst(&ctx.principal(), &tenant.tier)?;
     scope::set_burst(info);
+    if let Some(until) = tenant.billing_grace_until {
+        scope::add_headers(vec![(
+            "Warning".into(),
+            format!(
+                "299 - \"payment failed: the {} tier is kept until {}; pay the open invoice (POST /api/v1/billing/portal) to keep it\"",
+                tenant.tier.name,
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        )]);
+    }
     Ok(())
 }
 

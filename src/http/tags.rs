@@ -15,6 +15,8 @@ pub enum ApiTags {
     Simulations,
     /// Usage records and the current quota period.
     Usage,
+    /// Subscriptions and invoices (Stripe); owner or admin.
+    Billing,
     /// Platform administration: tenants and tiers.
     Admin,
     /// Liveness and readiness.

@@ -376,6 +376,18 @@ impl Quotas {
         Ok(usage_from(&period, tier, counts))
     }
 
+    /// The tenant's counters of any `period` (billing reads a finished period's overage).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    pub async fn counts_in(
+        &self,
+        tenant_id: TenantId,
+        period: &Period,
+    ) -> Result<Counts, StoreError> {
+        self.store.usage(tenant_id, period).await
+    }
+
     /// The login and signup throttle.
     pub fn login_throttle(&self) -> &LoginThrottle {
         &self.login

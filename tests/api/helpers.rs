@@ -33,6 +33,10 @@ pub struct Options {
     pub trusted_proxies: Option<String>,
     pub max_in_flight: Option<usize>,
     pub request_timeout_secs: Option<u64>,
+    /// Billing: `STRIPE_API_BASE` (turns billing on with a test key).
+    pub stripe_api_base: Option<String>,
+    /// Billing: `STRIPE_WEBHOOK_SECRETS`.
+    pub stripe_webhook_secrets: Option<String>,
 }
 
 fn init_logs() {
@@ -67,6 +71,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     let timeout = opts.request_timeout_secs.map(|n| n.to_string());
     let max = opts.max_connections.map(|m| m.to_string());
     let redis = opts.redis_url.clone();
+    let stripe_base = opts.stripe_api_base.clone();
+    let stripe_secrets = opts.stripe_webhook_secrets.clone();
     let url = database_url.clone();
     let mut settings = Settings::from_lookup(|k| match k {
         "DATABASE_URL" => Some(url.clone()),
@@ -82,6 +88,11 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         "TRUSTED_PROXIES" => proxies.clone(),
         "MAX_IN_FLIGHT_REQUESTS" => in_flight.clone(),
         "REQUEST_TIMEOUT_SECS" => timeout.clone(),
+        "STRIPE_SECRET_KEY" => stripe_base
+            .as_ref()
+            .map(|_| "sk_test_montecarlo".to_string()),
+        "STRIPE_API_BASE" => stripe_base.clone(),
+        "STRIPE_WEBHOOK_SECRETS" => stripe_secrets.clone(),
         _ => None,
     })
     .expect("test settings");

@@ -6,6 +6,7 @@ mod helpers;
 mod idempotency;
 
 mod accounts;
+mod billing;
 mod hardening;
 mod isolation;
 mod keys;

@@ -210,6 +210,17 @@ async fn the_request_role_holds_exactly_the_documented_grants() {
         "platform.quota_counters:SELECT",
         "platform.quota_counters:INSERT",
         "platform.refinery_schema_history:SELECT",
+        // Billing (platform V4): webhook effects and the customer row; events, overage and the
+        // billing audit are written once (their few updatable columns are listed below).
+        "platform.billing_accounts:SELECT",
+        "platform.billing_accounts:INSERT",
+        "platform.billing_accounts:UPDATE",
+        "platform.stripe_events:SELECT",
+        "platform.stripe_events:INSERT",
+        "platform.billing_overage:SELECT",
+        "platform.billing_overage:INSERT",
+        "platform.billing_audit:SELECT",
+        "platform.billing_audit:INSERT",
         "t_acme.audit_log:SELECT",
         "t_acme.audit_log:INSERT",
     ]);
@@ -231,8 +242,29 @@ async fn the_request_role_holds_exactly_the_documented_grants() {
          WHERE grantee = current_user AND table_schema = 'platform' AND privilege_type = 'UPDATE'",
     )
     .await;
+    let mut expected_updatable = strings(
+        &mut conn,
+        "SELECT 'billing_accounts.' || column_name FROM information_schema.columns \
+         WHERE table_schema = 'platform' AND table_name = 'billing_accounts'",
+    )
+    .await;
+    expected_updatable.extend(
+        [
+            "stripe_events.tenant_id",
+            "stripe_events.outcome",
+            "billing_overage.invoice_item_id",
+        ]
+        .map(String::from),
+    );
+    assert!(
+        expected_updatable.is_subset(&updatable),
+        "{expected_updatable:?} ⊄ {updatable:?}"
+    );
     assert_eq!(
-        updatable,
+        updatable
+            .difference(&expected_updatable)
+            .cloned()
+            .collect::<BTreeSet<_>>(),
         set(&[
             "tenants.status",
             "tenants.tier",

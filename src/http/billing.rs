@@ -1,0 +1,373 @@
+//! Billing: the tenant's subscription (`/api/v1/billing…`, owner or admin), the platform's
+//! revenue (`/api/v1/admin/revenue`), and Stripe's webhook (`POST /webhooks/stripe`, a plain
+//! route outside the OpenAPI document: Stripe signs it, no tenant credentials).
+
+use super::payload::{ApiJson, BodyLimit, Json};
+use super::security::{AdminAuth, UserAuth};
+use super::tags::ApiTags;
+use crate::app::App;
+use crate::app::billing::{BillingOverview, Revenue};
+use crate::{ok_response, problem_responses};
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem::{IntoResponse, Request, Response, handler};
+use poem_openapi::types::Example;
+use poem_openapi::{Object, OpenApi};
+use std::sync::Arc;
+
+/// Billing operations.
+pub struct BillingApi {
+    /// The application.
+    pub app: Arc<App>,
+}
+
+/// A tier to subscribe or move to.
+#[derive(Object, Debug)]
+#[oai(deny_unknown_fields, example)]
+pub struct TierChoice {
+    /// A paid tier: `starter`, `professional` or `enterprise`.
+    #[oai(validator(max_length = 32))]
+    pub tier: String,
+}
+
+impl Example for TierChoice {
+    fn example() -> Self {
+        Self {
+            tier: "professional".into(),
+        }
+    }
+}
+
+impl BodyLimit for TierChoice {
+    const MAX_BODY_BYTES: usize = 4 * 1024;
+}
+
+/// Where to send the customer.
+#[derive(Object, Debug)]
+pub struct RedirectUrl {
+    /// Stripe-hosted page (Checkout or the Billing Portal).
+    pub url: String,
+}
+
+/// One invoice.
+#[derive(Object, Debug)]
+#[oai(skip_serializing_if_is_none)]
+pub struct InvoiceView {
+    /// Stripe id (`in_…`).
+    pub id: String,
+    /// Invoice number (absent on drafts).
+    pub number: Option<String>,
+    /// Amount, cents.
+    pub amount_cents: i64,
+    /// Currency (ISO 4217, lower case).
+    pub currency: String,
+    /// `draft`, `open`, `paid`, `void` or `uncollectible`.
+    pub status: String,
+    /// Stripe-hosted invoice page.
+    pub hosted_url: Option<String>,
+    /// Creation time.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// The tenant's billing.
+#[derive(Object, Debug)]
+#[oai(skip_serializing_if_is_none)]
+pub struct BillingView {
+    /// Current tier.
+    pub tier: String,
+    /// `trial`, `pending_payment`, `active`, `past_due`, `suspended` or `cancelled`.
+    pub status: String,
+    /// Stripe customer (`cus_…`), once created.
+    pub customer_id: Option<String>,
+    /// Subscription (`sub_…`), once there is one.
+    pub subscription_id: Option<String>,
+    /// Stripe's subscription status.
+    pub subscription_status: Option<String>,
+    /// Current billing period start.
+    pub current_period_start: Option<DateTime<Utc>>,
+    /// Current billing period end.
+    pub current_period_end: Option<DateTime<Utc>>,
+    /// The subscription ends with the current period.
+    pub cancel_at_period_end: bool,
+    /// `past_due`: the paid tier is kept until then, then the tenant is suspended.
+    pub grace_until: Option<DateTime<Utc>>,
+    /// Quota period (`YYYY-MM`, UTC).
+    pub period: String,
+    /// Simulations beyond the monthly quota so far this period.
+    pub overage_simulations: u64,
+    /// Their price so far, cents.
+    pub overage_amount_cents: i64,
+    /// Latest invoices, newest first (at most 10).
+    pub invoices: Vec<InvoiceView>,
+}
+
+impl From<BillingOverview> for BillingView {
+    fn from(o: BillingOverview) -> Self {
+        Self {
+            tier: o.tier,
+            status: o.status,
+            customer_id: o.customer_id,
+            subscription_id: o.subscription_id,
+            subscription_status: o.subscription_status,
+            current_period_start: o.current_period_start,
+            current_period_end: o.current_period_end,
+            cancel_at_period_end: o.cancel_at_period_end,
+            grace_until: o.grace_until,
+            period: o.period,
+            overage_simulations: o.overage_simulations,
+            overage_amount_cents: o.overage_amount_cents,
+            invoices: o
+                .invoices
+                .into_iter()
+                .map(|i| InvoiceView {
+                    id: i.id,
+                    number: i.number,
+                    amount_cents: i.amount_cents,
+                    currency: i.currency,
+                    status: i.status,
+                    hosted_url: i.hosted_url,
+                    created_at: i.created,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Revenue of one paid tier.
+#[derive(Object, Debug)]
+pub struct TierRevenueView {
+    /// Tier.
+    pub tier: String,
+    /// Monthly price, cents.
+    pub price_cents: i64,
+    /// Tenants paying on it.
+    pub active_tenants: i64,
+    /// Tenants past due on it.
+    pub past_due_tenants: i64,
+    /// Monthly recurring revenue, cents (active and past due).
+    pub mrr_cents: i64,
+}
+
+/// Tenants in one billing status.
+#[derive(Object, Debug)]
+pub struct StatusCount {
+    /// Billing status.
+    pub status: String,
+    /// Tenants.
+    pub tenants: i64,
+}
+
+/// The platform's revenue.
+#[derive(Object, Debug)]
+pub struct RevenueView {
+    /// Monthly recurring revenue, cents.
+    pub mrr_cents: i64,
+    /// Per paid tier.
+    pub by_tier: Vec<TierRevenueView>,
+    /// Tenants paying (`active`).
+    pub paying_tenants: i64,
+    /// Tenants `past_due`.
+    pub past_due_tenants: i64,
+    /// Tenants per billing status.
+    pub tenants_by_status: Vec<StatusCount>,
+    /// Current quota period (`YYYY-MM`).
+    pub period: String,
+    /// Overage simulations of paying tenants this period.
+    pub overage_simulations: u64,
+    /// Their price, cents.
+    pub overage_amount_cents: i64,
+}
+
+impl From<Revenue> for RevenueView {
+    fn from(r: Revenue) -> Self {
+        Self {
+            mrr_cents: r.mrr_cents,
+            paying_tenants: r.by_tier.iter().map(|t| t.active).sum(),
+            past_due_tenants: r.by_tier.iter().map(|t| t.past_due).sum(),
+            by_tier: r
+                .by_tier
+                .into_iter()
+                .map(|t| TierRevenueView {
+                    tier: t.tier,
+                    price_cents: t.price_cents,
+                    active_tenants: t.active,
+                    past_due_tenants: t.past_due,
+                    mrr_cents: t.mrr_cents,
+                })
+                .collect(),
+            tenants_by_status: r
+                .tenants_by_status
+                .into_iter()
+                .map(|(status, tenants)| StatusCount { status, tenants })
+                .collect(),
+            period: r.period,
+            overage_simulations: r.overage_simulations,
+            overage_amount_cents: r.overage_amount_cents,
+        }
+    }
+}
+
+ok_response!(BillingOk, BillingView, "The tenant's billing.");
+ok_response!(
+    RedirectOk,
+    RedirectUrl,
+    "Send the customer to this Stripe-hosted page."
+);
+ok_response!(RevenueOk, RevenueView, "Revenue figures.");
+
+problem_responses!(BillingError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, Conflict = 409, Invalid = 422, Unavailable = 503 });
+
+#[OpenApi(tag = "ApiTags::Billing")]
+impl BillingApi {
+    /// Billing overview
+    ///
+    /// Tier, billing status, subscription and current period, overage so far this period and
+    /// its price, latest invoices. Owner or admin. 503 when billing is not configured.
+    #[oai(path = "/api/v1/billing", method = "get", operation_id = "getBilling")]
+    async fn overview(&self, user: UserAuth) -> Result<BillingOk, BillingError> {
+        let o = self.app.billing.overview(&user.0).await?;
+        Ok(BillingOk::Ok(Json(o.into())))
+    }
+
+    /// Start a subscription
+    ///
+    /// A Stripe Checkout Session (mode subscription) for a paid tier; returns its URL. The
+    /// tier changes when Stripe confirms the payment (webhook). Owner or admin.
+    #[oai(
+        path = "/api/v1/billing/checkout",
+        method = "post",
+        operation_id = "createCheckoutSession"
+    )]
+    async fn checkout(
+        &self,
+        user: UserAuth,
+        body: ApiJson<TierChoice>,
+    ) -> Result<RedirectOk, BillingError> {
+        let url = self.app.billing.checkout(&user.0, &body.0.tier).await?;
+        Ok(RedirectOk::Ok(Json(RedirectUrl { url })))
+    }
+
+    /// Manage billing
+    ///
+    /// A Stripe Billing Portal session (payment methods, invoices, cancellation); returns its
+    /// URL. Owner or admin.
+    #[oai(
+        path = "/api/v1/billing/portal",
+        method = "post",
+        operation_id = "createPortalSession"
+    )]
+    async fn portal(&self, user: UserAuth) -> Result<RedirectOk, BillingError> {
+        let url = self.app.billing.portal(&user.0).await?;
+        Ok(RedirectOk::Ok(Json(RedirectUrl { url })))
+    }
+
+    /// Change plan
+    ///
+    /// Moves the active subscription to another paid tier, prorating; effective at once.
+    /// Owner or admin.
+    #[oai(
+        path = "/api/v1/billing/subscription",
+        method = "put",
+        operation_id = "changeSubscription"
+    )]
+    async fn change(
+        &self,
+        user: UserAuth,
+        body: ApiJson<TierChoice>,
+    ) -> Result<BillingOk, BillingError> {
+        let o = self.app.billing.change_plan(&user.0, &body.0.tier).await?;
+        Ok(BillingOk::Ok(Json(o.into())))
+    }
+
+    /// Cancel at period end
+    ///
+    /// The subscription ends with the current period; the tenant then returns to trial
+    /// limits (data kept). Owner or admin.
+    #[oai(
+        path = "/api/v1/billing/subscription/cancel",
+        method = "post",
+        operation_id = "cancelSubscription"
+    )]
+    async fn cancel(&self, user: UserAuth) -> Result<BillingOk, BillingError> {
+        let o = self.app.billing.set_cancel(&user.0, true).await?;
+        Ok(BillingOk::Ok(Json(o.into())))
+    }
+
+    /// Resume
+    ///
+    /// Undoes a cancellation at period end. Owner or admin.
+    #[oai(
+        path = "/api/v1/billing/subscription/resume",
+        method = "post",
+        operation_id = "resumeSubscription"
+    )]
+    async fn resume(&self, user: UserAuth) -> Result<BillingOk, BillingError> {
+        let o = self.app.billing.set_cancel(&user.0, false).await?;
+        Ok(BillingOk::Ok(Json(o.into())))
+    }
+}
+
+problem_responses!(RevenueError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, Unavailable = 503 });
+
+/// Platform revenue (admin).
+pub struct RevenueApi {
+    /// The application.
+    pub app: Arc<App>,
+}
+
+#[OpenApi(tag = "ApiTags::Admin")]
+impl RevenueApi {
+    /// Revenue
+    ///
+    /// Monthly recurring revenue by tier, paying and past-due tenants, tenants per billing
+    /// status, overage this period.
+    #[oai(
+        path = "/api/v1/admin/revenue",
+        method = "get",
+        operation_id = "adminRevenue"
+    )]
+    async fn revenue(&self, _admin: AdminAuth) -> Result<RevenueOk, RevenueError> {
+        let r = self.app.billing.revenue().await?;
+        Ok(RevenueOk::Ok(Json(r.into())))
+    }
+}
+
+/// Largest webhook body accepted.
+const MAX_WEBHOOK_BYTES: usize = 512 * 1024;
+
+/// `POST /webhooks/stripe`: verifies `Stripe-Signature`, processes the event once, answers
+/// 200 (also for duplicates and ignored types), 400 problem for a bad signature or payload,
+/// 503 when billing is off.
+#[handler]
+pub async fn stripe_webhook(req: &Request, body: poem::Body, app: Data<&Arc<App>>) -> Response {
+    let bytes = match body.into_bytes_limit(MAX_WEBHOOK_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return super::problem::response_of(&crate::error::AppError::client_status(
+                413,
+                "payload-too-large",
+                format!("a webhook body may have at most {MAX_WEBHOOK_BYTES} bytes"),
+            ));
+        }
+    };
+    let Ok(payload) = std::str::from_utf8(&bytes) else {
+        return super::problem::response_of(&crate::error::AppError::bad_request(
+            "the webhook body is not UTF-8",
+        ));
+    };
+    let signature = req
+        .headers()
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
+    match app.billing.webhook(payload, signature).await {
+        Ok(o) => poem::web::Json(serde_json::json!({
+            "received": true,
+            "event_id": o.event_id,
+            "type": o.event_type,
+            "duplicate": !o.first_delivery,
+            "outcome": o.outcome,
+        }))
+        .into_response(),
+        Err(e) => super::problem::response_of(&e),
+    }
+}
