@@ -20,6 +20,13 @@
 //! | `MAX_IN_FLIGHT_REQUESTS` | `1024` | requests served at once; beyond, 503 with `Retry-After` (health checks exempt) |
 //! | `REQUEST_TIMEOUT_SECS` | `300` | a request still running after this answers 503 (health checks exempt) |
 //! | `TRUSTED_PROXIES` | unset | comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` / `Forwarded` names the client |
+//! | `JOB_WORKERS` | CPU cores | background job workers on this instance; `0` = this instance only enqueues |
+//! | `JOB_VISIBILITY_TIMEOUT_MS` | `30000` | a running job whose worker sent no heartbeat for this long is run again (heartbeat every third of it) |
+//! | `JOB_MAX_ATTEMPTS` | `3` | attempts before a job that keeps failing ends `failed` |
+//! | `JOB_RETRY_BACKOFF_MS` | `1000` | delay before a failed attempt is retried (times the attempt number) |
+//! | `JOB_POLL_MS` | `500` | how often an idle worker looks for jobs when no `NOTIFY job_queued` woke it |
+//! | `ASYNC_WORK_THRESHOLD` | `10000000000` | `POST /simulations` above this paths × steps × assets (× rate-search runs) becomes a job (202) without `Prefer: respond-async` |
+//! | `METRICS_TOKEN` | unset | bearer token for `GET /metrics` (at least 32 bytes); unset = `/metrics` answers 404 |
 //!
 //! # Secrets in production
 //! With `PRODUCTION=true`, `JWT_SECRET` and `ADMIN_TOKEN` must each be at least
@@ -69,6 +76,9 @@ pub struct FailPoints {
     pub provisioning_before_commit: bool,
     /// Make storing a simulation fail after it ran (its quota charge must be refunded).
     pub simulation_store: bool,
+    /// Make every attempt of every job fail after its run (a job ends `failed` after its
+    /// attempts).
+    pub job_run: bool,
 }
 
 /// Service configuration.
@@ -117,6 +127,27 @@ pub struct Settings {
     pub request_timeout_secs: u64,
     /// Reverse proxies whose forwarding headers are trusted to name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Background job settings.
+    pub jobs: JobSettings,
+    /// Bearer token for `/metrics`; `None` hides it.
+    pub metrics_token: Option<Secret<String>>,
+}
+
+/// Background job settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSettings {
+    /// Workers on this instance (0 = none).
+    pub workers: usize,
+    /// Lease length without a heartbeat, milliseconds.
+    pub visibility_timeout_ms: u64,
+    /// Attempts per job.
+    pub max_attempts: u32,
+    /// Retry delay per attempt, milliseconds.
+    pub retry_backoff_ms: u64,
+    /// Idle poll interval, milliseconds.
+    pub poll_ms: u64,
+    /// Work above which a simulation request becomes a job.
+    pub async_work_threshold: u64,
 }
 
 /// A configuration value that cannot be used.
@@ -390,6 +421,22 @@ impl Settings {
             max_in_flight_requests: number("MAX_IN_FLIGHT_REQUESTS", 1024)?.clamp(1, 1_000_000)
                 as usize,
             request_timeout_secs: number("REQUEST_TIMEOUT_SECS", 300)?.clamp(1, 86_400),
+            jobs: JobSettings {
+                workers: number(
+                    "JOB_WORKERS",
+                    std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+                )?
+                .min(256) as usize,
+                visibility_timeout_ms: number("JOB_VISIBILITY_TIMEOUT_MS", 30_000)?
+                    .clamp(300, 3_600_000),
+                max_attempts: number("JOB_MAX_ATTEMPTS", 3)?.clamp(1, 100) as u32,
+                retry_backoff_ms: number("JOB_RETRY_BACKOFF_MS", 1000)?.min(3_600_000),
+                poll_ms: number("JOB_POLL_MS", 500)?.clamp(10, 60_000),
+                async_work_threshold: number("ASYNC_WORK_THRESHOLD", 10_000_000_000)?,
+            },
+            metrics_token: get("METRICS_TOKEN")
+                .filter(|s| !s.is_empty())
+                .map(Secret::new),
             trusted_proxies: get("TRUSTED_PROXIES")
                 .unwrap_or_default()
                 .split(',')

@@ -10,6 +10,7 @@ pub mod api_keys;
 pub mod audit;
 mod context;
 pub mod idempotency;
+pub mod jobs;
 pub mod listen;
 mod migrate;
 mod pool;

@@ -33,6 +33,9 @@ pub struct Options {
     pub trusted_proxies: Option<String>,
     pub max_in_flight: Option<usize>,
     pub request_timeout_secs: Option<u64>,
+    /// Further environment settings (e.g. `JOB_WORKERS`); jobs are off (`JOB_WORKERS=0`)
+    /// unless a test sets them.
+    pub env: Vec<(&'static str, String)>,
 }
 
 fn init_logs() {
@@ -68,7 +71,12 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     let max = opts.max_connections.map(|m| m.to_string());
     let redis = opts.redis_url.clone();
     let url = database_url.clone();
+    let env = opts.env.clone();
     let mut settings = Settings::from_lookup(|k| match k {
+        k if env.iter().any(|(n, _)| *n == k) => {
+            env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        }
+        "JOB_WORKERS" => Some("0".into()),
         "DATABASE_URL" => Some(url.clone()),
         "BIND_ADDRESS" => Some("127.0.0.1:0".into()),
         "BASE_DOMAIN" => Some("mc.test".into()),

@@ -8,6 +8,7 @@ mod idempotency;
 mod accounts;
 mod hardening;
 mod isolation;
+mod jobs;
 mod keys;
 mod openapi;
 mod planning;
