@@ -10,6 +10,7 @@ mod hardening;
 mod isolation;
 mod jobs;
 mod keys;
+mod metrics;
 mod openapi;
 mod planning;
 mod privilege;
