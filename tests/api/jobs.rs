@@ -551,3 +551,40 @@ async fn a_worker_killed_mid_job_is_replaced_and_the_job_completes_once_with_the
         .await;
     assert_eq!(stored.ok(200)["result"], sync.ok(201)["result"]);
 }
+
+/// Measurement, not a check (run with `--ignored --nocapture`): enqueue latency over HTTP and
+/// the throughput of tiny jobs with two workers.
+#[tokio::test]
+#[ignore]
+async fn measure_enqueue_latency_and_tiny_job_throughput() {
+    let app = spawn_workers(2).await;
+    let t = app.signup_on("jobsbench", "enterprise").await;
+    let key = t.keys[0].as_str();
+    let mut tiny = simulation_body();
+    tiny["paths"] = json!(256);
+    tiny["horizon_years"] = json!(1);
+    let n = 300;
+    let mut lat = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
+    let start = Instant::now();
+    for _ in 0..n {
+        let s = Instant::now();
+        let job = enqueue(&app, key, tiny.clone()).await;
+        lat.push(s.elapsed());
+        ids.push(job["id"].as_str().unwrap().to_string());
+    }
+    let last = ids.last().unwrap().clone();
+    wait_job(&app, key, &last, Duration::from_secs(120), terminal).await;
+    // Jobs of one tenant run one at a time per cap; wait for all.
+    for id in &ids {
+        wait_job(&app, key, id, Duration::from_secs(120), terminal).await;
+    }
+    let total = start.elapsed();
+    lat.sort();
+    eprintln!(
+        "enqueue p50 {:?} p99 {:?}; {n} tiny jobs done in {total:?} = {:.0} jobs/s",
+        lat[n / 2],
+        lat[n * 99 / 100],
+        n as f64 / total.as_secs_f64()
+    );
+}
