@@ -24,6 +24,13 @@
 //! | `STRIPE_API_BASE` | Stripe | base URL of the Stripe API, e.g. `http://127.0.0.1:8420/` for localstripe |
 //! | `STRIPE_WEBHOOK_SECRETS` | unset | comma-separated webhook signing secrets (`whsec_…`); any one verifies a delivery (rotation); required with `STRIPE_SECRET_KEY` |
 //! | `BILLING_GRACE_DAYS` | `7` | days a `past_due` tenant keeps its paid tier before it is suspended |
+//! | `JOB_WORKERS` | CPU cores | background job workers on this instance; `0` = this instance only enqueues |
+//! | `JOB_VISIBILITY_TIMEOUT_MS` | `30000` | a running job whose worker sent no heartbeat for this long is run again (heartbeat every third of it) |
+//! | `JOB_MAX_ATTEMPTS` | `3` | attempts before a job that keeps failing ends `failed` |
+//! | `JOB_RETRY_BACKOFF_MS` | `1000` | delay before a failed attempt is retried (times the attempt number) |
+//! | `JOB_POLL_MS` | `500` | how often an idle worker looks for jobs when no `NOTIFY job_queued` woke it |
+//! | `ASYNC_WORK_THRESHOLD` | `10000000000` | `POST /simulations` above this paths × steps × assets (× rate-search runs) becomes a job (202) without `Prefer: respond-async` |
+//! | `METRICS_TOKEN` | unset | bearer token for `GET /metrics`; unset = `/metrics` answers 404 |
 //!
 //! # Secrets in production
 //! With `PRODUCTION=true`, `JWT_SECRET` and `ADMIN_TOKEN` must each be at least
@@ -73,6 +80,9 @@ pub struct FailPoints {
     pub provisioning_before_commit: bool,
     /// Make storing a simulation fail after it ran (its quota charge must be refunded).
     pub simulation_store: bool,
+    /// Make every attempt of every job fail after its run (a job ends `failed` after its
+    /// attempts).
+    pub job_run: bool,
 }
 
 /// Service configuration.
@@ -123,6 +133,10 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Stripe billing; `None` = billing off.
     pub billing: Option<BillingSettings>,
+    /// Background job settings.
+    pub jobs: JobSettings,
+    /// Bearer token for `/metrics`; `None` hides it.
+    pub metrics_token: Option<Secret<String>>,
 }
 
 /// Stripe billing configuration (`STRIPE_*`, `BILLING_GRACE_DAYS`).
@@ -136,6 +150,23 @@ pub struct BillingSettings {
     pub webhook_secrets: Vec<Secret<String>>,
     /// How long a `past_due` tenant keeps its paid tier.
     pub grace: chrono::Duration,
+}
+
+/// Background job settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSettings {
+    /// Workers on this instance (0 = none).
+    pub workers: usize,
+    /// Lease length without a heartbeat, milliseconds.
+    pub visibility_timeout_ms: u64,
+    /// Attempts per job.
+    pub max_attempts: u32,
+    /// Retry delay per attempt, milliseconds.
+    pub retry_backoff_ms: u64,
+    /// Idle poll interval, milliseconds.
+    pub poll_ms: u64,
+    /// Work above which a simulation request becomes a job.
+    pub async_work_threshold: u64,
 }
 
 /// A configuration value that cannot be used.
@@ -410,6 +441,22 @@ impl Settings {
                 as usize,
             request_timeout_secs: number("REQUEST_TIMEOUT_SECS", 300)?.clamp(1, 86_400),
             billing: billing_settings(&get)?,
+            jobs: JobSettings {
+                workers: number(
+                    "JOB_WORKERS",
+                    std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+                )?
+                .min(256) as usize,
+                visibility_timeout_ms: number("JOB_VISIBILITY_TIMEOUT_MS", 30_000)?
+                    .clamp(300, 3_600_000),
+                max_attempts: number("JOB_MAX_ATTEMPTS", 3)?.clamp(1, 100) as u32,
+                retry_backoff_ms: number("JOB_RETRY_BACKOFF_MS", 1000)?.min(3_600_000),
+                poll_ms: number("JOB_POLL_MS", 500)?.clamp(10, 60_000),
+                async_work_threshold: number("ASYNC_WORK_THRESHOLD", 10_000_000_000)?,
+            },
+            metrics_token: get("METRICS_TOKEN")
+                .filter(|s| !s.is_empty())
+                .map(Secret::new),
             trusted_proxies: get("TRUSTED_PROXIES")
                 .unwrap_or_default()
                 .split(',')

@@ -156,12 +156,17 @@ impl Application {
             summary.failed.is_empty(),
         ));
         crate::app::changes::spawn(
-            app_url,
+            app_url.clone(),
             Arc::downgrade(&app.directory),
             Arc::downgrade(&app.key_cache),
         );
         spawn_call_flusher(Arc::downgrade(&app));
         spawn_grace_sweeper(Arc::downgrade(&app));
+        crate::metrics::handle();
+        if settings.jobs.workers > 0 {
+            crate::app::job_worker::spawn(&app, settings.jobs.workers, app_url.clone());
+            tracing::info!(workers = settings.jobs.workers, "job workers started");
+        }
         let addr = settings.bind_address.clone();
         let acceptor = TcpListener::bind(addr.clone())
             .into_acceptor()

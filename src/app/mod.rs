@@ -12,6 +12,8 @@ pub mod changes;
 pub mod directory;
 pub mod health;
 pub mod idempotency;
+pub mod job_worker;
+pub mod jobs;
 pub mod key_cache;
 pub mod keys;
 pub mod passwords;
@@ -39,7 +41,9 @@ pub struct App {
     /// API keys.
     pub keys: keys::KeyService,
     /// Simulations.
-    pub simulations: simulations::SimulationService,
+    pub simulations: Arc<simulations::SimulationService>,
+    /// Background jobs and batches.
+    pub jobs: jobs::JobService,
     /// Usage records and reports.
     pub usage: usage::UsageService,
     /// Provisioning and platform administration of tenants.
@@ -56,9 +60,26 @@ pub struct App {
     pub key_cache: Arc<key_cache::KeyCache>,
     /// The clock.
     pub clock: SharedClock,
+    /// Bearer token of `/metrics` (`None`: not served).
+    pub metrics_token: Option<String>,
 }
 
 impl App {
+    /// `/metrics` in the Prometheus text format, with the queue and pool gauges read now.
+    ///
+    /// # Errors
+    /// When PostgreSQL fails.
+    pub async fn metrics_text(&self) -> Result<String, crate::error::AppError> {
+        let (jobs, oldest_queued) = crate::db::jobs::depth(&self.jobs.db).await?;
+        Ok(crate::metrics::render(&crate::metrics::Snapshot {
+            jobs,
+            oldest_queued,
+            workers: self.jobs.settings().workers,
+            pool: self.jobs.db.pool_stats(),
+            redis_degraded: self.quotas.health().await.is_degraded(),
+        }))
+    }
+
     /// Wires every service over a prepared database, a loaded directory and the quotas.
     /// `tenants_current`: every tenant schema was migrated at start-up.
     pub fn new(
@@ -71,6 +92,13 @@ impl App {
     ) -> Self {
         let jwt = Arc::new(tokens::JwtKeys::new(settings.jwt_secret.expose()));
         let key_cache = Arc::new(key_cache::KeyCache::default());
+        let simulations = Arc::new(simulations::SimulationService::new(
+            db.clone(),
+            quotas.clone(),
+            directory.tiers().clone(),
+            clock.clone(),
+            settings.fail_points.simulation_store,
+        ));
         let tenants = Arc::new(tenants::TenantService::new(
             db.clone(),
             directory.clone(),
@@ -96,13 +124,14 @@ impl App {
                 clock.clone(),
             ),
             keys: keys::KeyService::new(db.clone(), key_cache.clone(), clock.clone()),
-            simulations: simulations::SimulationService::new(
+            jobs: jobs::JobService::new(
                 db.clone(),
+                simulations.clone(),
                 quotas.clone(),
-                directory.tiers().clone(),
-                clock.clone(),
-                settings.fail_points.simulation_store,
+                settings.jobs.clone(),
+                settings.fail_points.job_run,
             ),
+            simulations,
             usage: usage::UsageService::new(db.clone(), quotas.clone(), clock.clone()),
             billing: billing::BillingService::new(
                 db.clone(),
@@ -118,6 +147,7 @@ impl App {
             quotas,
             key_cache,
             clock,
+            metrics_token: settings.metrics_token.as_ref().map(|t| t.expose().clone()),
         }
     }
 }

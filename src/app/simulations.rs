@@ -65,8 +65,12 @@ fn execute(
     target: Option<engine::PrecisionTarget>,
     rates: Option<f64>,
     cancel: &AtomicBool,
+    progress: Option<&(dyn Fn(engine::Progress) + Sync)>,
 ) -> Result<SimulationOutput, AppError> {
-    let control = engine::RunControl::new().with_cancel(cancel);
+    let mut control = engine::RunControl::new().with_cancel(cancel);
+    if let Some(report) = progress {
+        control = control.with_progress(report);
+    }
     let (result, precision) = match target {
         Some(target) => {
             let o = sim.run_to_precision(&target, &control).map_err(run_error)?;
@@ -99,6 +103,27 @@ fn run_error(e: engine::RunError) -> AppError {
         }
         engine::RunError::InvalidTarget { .. } => AppError::validation("precision", e.to_string()),
         _ => AppError::internal(e),
+    }
+}
+
+/// A request that passed every check before running: its stored form (seed fixed) and the
+/// engine's simulation.
+pub struct Prepared {
+    /// The request as it will be stored.
+    pub input: SimulationInput,
+    sim: engine::Simulation,
+}
+
+impl Prepared {
+    /// paths × steps × assets, times the runs of a withdrawal-rate search when one is asked
+    /// for (what the tier's `max_work` caps).
+    pub fn work(&self) -> u64 {
+        let work = self.sim.work();
+        if self.input.withdrawal_rates.is_some() {
+            work.saturating_mul(super::simulation_spec::RATE_SEARCH_RUNS)
+        } else {
+            work
+        }
     }
 }
 
@@ -161,9 +186,58 @@ impl SimulationService {
     pub async fn run(
         &self,
         ctx: &TenantContext,
-        mut input: SimulationInput,
+        input: SimulationInput,
         idempotency_key: Option<IdempotencyKey>,
     ) -> Result<RunOutcome, AppError> {
+        let hash = request_hash(&input)?;
+        let prepared = self.prepare(ctx, input)?;
+        self.run_prepared(ctx, prepared, &hash, idempotency_key)
+            .await
+    }
+
+    /// [`SimulationService::run`] after [`SimulationService::prepare`]: idempotency claim,
+    /// slot, charge, run, store. `hash` is [`request_hash`] of the request as sent.
+    ///
+    /// # Errors
+    /// As [`SimulationService::run`].
+    pub async fn run_prepared(
+        &self,
+        ctx: &TenantContext,
+        prepared: Prepared,
+        hash: &[u8],
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> Result<RunOutcome, AppError> {
+        if let Some(key) = &idempotency_key
+            && let Claim::Replay(simulation) =
+                idempotency::claim(&self.db, &self.clock, ctx, key, hash).await?
+        {
+            return Ok(RunOutcome {
+                simulation,
+                replayed: true,
+                grant: None,
+            });
+        }
+        let outcome = self
+            .run_and_store(ctx, prepared, idempotency_key.as_ref())
+            .await;
+        if let (Err(_), Some(key)) = (&outcome, &idempotency_key) {
+            idempotency::release(&self.db, ctx, key).await;
+        }
+        outcome
+    }
+
+    /// Every check a run makes before it may run, in the order of the module docs up to the
+    /// tier size caps: trial end (402), the request (422), the tier's caps (403). Fixes the
+    /// seed (chosen at random when `None`), so a request prepared twice runs the same bits.
+    /// Requests and the job worker both start here.
+    ///
+    /// # Errors
+    /// 402, 422 or 403 as above.
+    pub fn prepare(
+        &self,
+        ctx: &TenantContext,
+        mut input: SimulationInput,
+    ) -> Result<Prepared, AppError> {
         let tenant = ctx.tenant();
         if tenant.trial_ended(self.clock.now()) {
             return Err(AppError::payment_required(format!(
@@ -175,31 +249,65 @@ impl SimulationService {
                     .unwrap_or_default()
             )));
         }
-        let hash = request_hash(&input)?;
         let seed = input.seed.unwrap_or_else(|| rand::random::<u64>() >> 11);
         input.seed = Some(seed);
         let spec = to_spec(&input, seed)?;
         let sim = engine::Simulation::with_limits(spec, &engine::Limits::default())
             .map_err(|e| spec_error(&e))?;
         check_size(&self.tiers, &tenant.tier, &sim, &input)?;
+        Ok(Prepared { input, sim })
+    }
 
-        if let Some(key) = &idempotency_key
-            && let Claim::Replay(simulation) =
-                idempotency::claim(&self.db, &self.clock, ctx, key, &hash).await?
-        {
-            return Ok(RunOutcome {
-                simulation,
-                replayed: true,
-                grant: None,
-            });
+    /// Runs a prepared request on the blocking pool (the engine on rayon) and builds the
+    /// simulation to store: the run, or the run to a precision target, then the
+    /// withdrawal-rate search when asked for. Stops at the next chunk once `cancel` is set;
+    /// `progress` is told the fraction of chunks done. Takes no slot and no charge: the
+    /// callers do ([`SimulationService::run`] for requests, the job worker for jobs).
+    ///
+    /// # Errors
+    /// 503 when cancelled, 422 when the rate search cannot run, 500 when the engine or the
+    /// blocking pool fails.
+    pub async fn compute(
+        &self,
+        ctx: &TenantContext,
+        prepared: Prepared,
+        cancel: Arc<AtomicBool>,
+        progress: Option<Arc<dyn Fn(engine::Progress) + Send + Sync>>,
+    ) -> Result<Simulation, AppError> {
+        let Prepared {
+            input: request,
+            sim,
+        } = prepared;
+        let target = precision_target(&request, &ctx.tenant().tier, &sim);
+        let rates = request.withdrawal_rates.map(|w| w.success_probability);
+        let started = std::time::Instant::now();
+        let mut result = tokio::task::spawn_blocking(move || {
+            execute(
+                &sim,
+                target,
+                rates,
+                &cancel,
+                progress
+                    .as_deref()
+                    .map(|f| f as &(dyn Fn(engine::Progress) + Sync)),
+            )
+        })
+        .await??;
+        if let (Some(report), Some(p)) = (result.precision.as_mut(), &request.precision) {
+            report.goals.clone_from(&p.goals);
         }
-        let outcome = self
-            .run_and_store(ctx, input, sim, idempotency_key.as_ref())
-            .await;
-        if let (Err(_), Some(key)) = (&outcome, &idempotency_key) {
-            idempotency::release(&self.db, ctx, key).await;
-        }
-        outcome
+        Ok(Simulation {
+            id: SimulationId::new(),
+            created_at: self.clock.now(),
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            result,
+            request,
+        })
+    }
+
+    /// The test fault point: storing fails after the run.
+    pub(crate) fn store_fails(&self) -> bool {
+        self.fail_store
     }
 
     /// Concurrency slot, quota charge, engine run on rayon, and storage — with the idempotency
@@ -208,8 +316,7 @@ impl SimulationService {
     async fn run_and_store(
         &self,
         ctx: &TenantContext,
-        request: SimulationInput,
-        sim: engine::Simulation,
+        prepared: Prepared,
         idempotency_key: Option<&IdempotencyKey>,
     ) -> Result<RunOutcome, AppError> {
         let tenant = ctx.tenant();
@@ -225,29 +332,11 @@ impl SimulationService {
                     .await?,
             ),
         };
-        let target = precision_target(&request, &tenant.tier, &sim);
-        let rates = request.withdrawal_rates.map(|w| w.success_probability);
         let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
-        let flag = cancel.0.clone();
-        let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || {
-            let r = execute(&sim, target, rates, &flag);
-            drop(slot);
-            r
-        })
-        .await??;
+        let simulation = self.compute(ctx, prepared, cancel.0.clone(), None).await;
+        drop(slot);
         drop(cancel);
-        let mut result = result;
-        if let (Some(report), Some(p)) = (result.precision.as_mut(), &request.precision) {
-            report.goals.clone_from(&p.goals);
-        }
-        let simulation = Simulation {
-            id: SimulationId::new(),
-            created_at: self.clock.now(),
-            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            result,
-            request,
-        };
+        let simulation = simulation?;
         if self.fail_store {
             return Err(AppError::internal("fail point: simulation_store"));
         }
@@ -304,7 +393,7 @@ impl SimulationService {
 }
 
 /// SHA-256 of the request as sent (before a seed is chosen).
-fn request_hash(input: &SimulationInput) -> Result<Vec<u8>, AppError> {
+pub(crate) fn request_hash(input: &SimulationInput) -> Result<Vec<u8>, AppError> {
     use sha2::{Digest, Sha256};
     let bytes = serde_json::to_vec(input).map_err(AppError::internal)?;
     Ok(Sha256::digest(bytes).to_vec())

@@ -60,7 +60,9 @@ pub async fn migrate_platform(db: &Db) -> Result<usize, DbError> {
 /// on the request pool: read tiers and tenants (directory), update the columns an admin may
 /// change (never `id`, `slug` or `schema_name`), read and insert key-directory rows (key
 /// lookup, key creation), read and upsert quota counters (PostgreSQL quota store), read the
-/// platform migration history (readiness). `{db}` and `{role}` are quoted identifiers.
+/// platform migration history (readiness), enqueue and read jobs and batches, and change the
+/// state columns of a job (never its tenant, principal or request). `{db}` and `{role}` are
+/// quoted identifiers.
 /// `TEMPORARY` is revoked from `PUBLIC` on the service's own database so no login role can
 /// create temporary tables there (the owner keeps it as owner).
 const PLATFORM_GRANTS: &str = "\
@@ -80,7 +82,11 @@ GRANT SELECT, INSERT, UPDATE ON platform.billing_accounts TO {role};
 GRANT SELECT, INSERT ON platform.stripe_events, platform.billing_overage, platform.billing_audit TO {role};
 GRANT UPDATE (invoice_item_id) ON platform.billing_overage TO {role};
 GRANT UPDATE (tenant_id, outcome) ON platform.stripe_events TO {role};
-GRANT USAGE ON SEQUENCE platform.billing_audit_id_seq TO {role};";
+GRANT USAGE ON SEQUENCE platform.billing_audit_id_seq TO {role};
+GRANT SELECT, INSERT ON platform.jobs, platform.job_batches TO {role};
+GRANT UPDATE (status, progress, attempts, not_before, lease_owner, lease_until, cancel_requested,
+              charged_at, charged_overage, simulation_id, problem, started_at, finished_at,
+              updated_at) ON platform.jobs TO {role};";
 
 /// What the request path may do in a tenant schema: read and write rows of its tables and use
 /// their sequences (`bigserial` ids), except that `audit_log` is append-only and refinery's

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod billing;
 mod context;
 pub mod idempotency;
+pub mod jobs;
 pub mod listen;
 mod migrate;
 mod pool;

@@ -89,6 +89,12 @@ impl Db {
         })
     }
 
+    /// Request pool connections `(in use, idle)`.
+    pub fn pool_stats(&self) -> (u32, u32) {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        (self.pool.size().saturating_sub(idle), idle)
+    }
+
     /// Creates the application role `role` on the owner connection if it does not exist:
     /// `LOGIN`, no password (development's trust authentication), and no power beyond what it is
     /// granted (`NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS`). An

@@ -88,6 +88,16 @@ typed_id!(
     SimulationId,
     "sim"
 );
+typed_id!(
+    /// A background simulation job.
+    JobId,
+    "job"
+);
+typed_id!(
+    /// A batch of background simulation jobs.
+    BatchId,
+    "bat"
+);
 
 #[cfg(test)]
 mod tests {

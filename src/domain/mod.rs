@@ -4,6 +4,7 @@
 
 pub mod api_key;
 pub mod ids;
+pub mod job;
 pub mod simulation;
 pub mod slug;
 pub mod tenant;
@@ -12,7 +13,7 @@ pub mod tier;
 pub mod user;
 
 pub use api_key::{ApiKeySecret, GeneratedKey};
-pub use ids::{ApiKeyId, SimulationId, TenantId, UserId};
+pub use ids::{ApiKeyId, BatchId, JobId, SimulationId, TenantId, UserId};
 pub use slug::{SchemaName, TenantSlug};
 pub use tenant::{Principal, Tenant, TenantStatus};
 pub use text::{DisplayName, KeyName};

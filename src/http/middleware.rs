@@ -14,6 +14,7 @@ use crate::app::usage::Call;
 use crate::error::AppError;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
+use poem_openapi::OperationId;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -73,8 +74,13 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Respo
                 }
                 _ => call.await,
             };
-            match outcome {
-                Ok(r) => r.into_response(),
+            let outcome = outcome.map(IntoResponse::into_response);
+            let operation = match &outcome {
+                Ok(r) => r.data::<OperationId>().cloned(),
+                Err(e) => e.data::<OperationId>().cloned(),
+            };
+            let mut resp = match outcome {
+                Ok(r) => r,
                 Err(err) if err.is_from_response() && err.downcast_ref::<AppError>().is_none() => {
                     // A typed operation response carried as an error (poem-openapi does this
                     // for the `Err` side of a handler): it already is a problem+json response.
@@ -86,7 +92,11 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Respo
                     apply_headers(&mut resp, &headers);
                     resp
                 }
+            };
+            if let Some(op) = operation {
+                resp.set_data(op);
             }
+            resp
         })
         .instrument(span.clone())
         .await;
@@ -116,6 +126,8 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Respo
             tracing::warn!(parent: &span, error = ?err, "could not record usage row");
         }
     }
+    let operation = resp.data::<OperationId>().map_or("other", |o| o.0);
+    crate::metrics::http_request(operation, &method, status, scope.started.elapsed());
     tracing::info!(parent: &span, status, duration_ms, "request");
     Ok(resp)
 }

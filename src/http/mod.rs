@@ -10,6 +10,7 @@ pub mod contract;
 pub mod edge;
 mod examples;
 pub mod health;
+pub mod jobs;
 pub mod keys;
 pub mod limits;
 pub mod middleware;
@@ -39,6 +40,7 @@ pub type Apis = (
     accounts::AccountsApi,
     keys::KeysApi,
     simulations::SimulationsApi,
+    jobs::JobsApi,
     usage::UsageApi,
     admin::AdminApi,
     billing::BillingApi,
@@ -53,6 +55,7 @@ pub fn service(app: Arc<App>) -> OpenApiService<Contract<Apis>, ()> {
             accounts::AccountsApi { app: app.clone() },
             keys::KeysApi { app: app.clone() },
             simulations::SimulationsApi { app: app.clone() },
+            jobs::JobsApi { app: app.clone() },
             usage::UsageApi { app: app.clone() },
             admin::AdminApi { app: app.clone() },
             billing::BillingApi { app: app.clone() },
@@ -122,6 +125,53 @@ fn docs_page(api: &OpenApiService<Contract<Apis>, ()>, spec: &str) -> (String, S
     (html, csp)
 }
 
+/// `GET /metrics`: the Prometheus text format, for a bearer of `METRICS_TOKEN` (compared in
+/// constant time); 404 when no token is configured, 401 without the right one.
+#[poem::handler]
+async fn metrics(req: &poem::Request, app: poem::web::Data<&Arc<App>>) -> Response {
+    use poem::http::StatusCode;
+    let Some(token) = app.metrics_token.as_deref() else {
+        return problem::response_of(&crate::error::AppError::not_found(
+            "no route /metrics on this instance (METRICS_TOKEN is not set)",
+        ));
+    };
+    let given = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let same = {
+        use sha2::{Digest, Sha256};
+        let (a, b) = (
+            Sha256::digest(given.as_bytes()),
+            Sha256::digest(token.as_bytes()),
+        );
+        a.iter()
+            .zip(b.iter())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+    };
+    if !same {
+        let mut resp = problem::response_of(&crate::error::AppError::unauthorized(
+            "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>",
+        ));
+        resp.headers_mut().insert(
+            poem::http::header::WWW_AUTHENTICATE,
+            poem::http::HeaderValue::from_static("Bearer realm=\"metrics\""),
+        );
+        return resp;
+    }
+    match app.metrics_text().await {
+        Ok(text) => Response::builder()
+            .status(StatusCode::OK)
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .header("cache-control", "no-store")
+            .body(text),
+        Err(e) => problem::response_of(&e),
+    }
+}
+
 /// Every route: the API, `/openapi.json`, `/docs`, wrapped in the request middleware.
 pub fn routes(app: Arc<App>, edge: EdgeConfig) -> impl Endpoint {
     let api = service(app.clone());
@@ -141,6 +191,7 @@ pub fn routes(app: Arc<App>, edge: EdgeConfig) -> impl Endpoint {
                     .body(spec.clone())
             }),
         )
+        .at("/metrics", poem::get(metrics))
         .at(
             "/docs",
             make_sync(move |_| {
@@ -185,8 +236,8 @@ mod tests {
             }
         }
         assert_eq!(
-            bodies, 8,
-            "signup, login, createUser, createKey, createSimulation, adminUpdateTenant, \
+            bodies, 9,
+            "signup, login, createUser, createKey, createSimulation, createBatch, adminUpdateTenant, \
              createCheckoutSession, changeSubscription"
         );
     }

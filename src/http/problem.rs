@@ -107,6 +107,11 @@ impl ApiResponse for ProblemJson {
 /// The problem body of `err`, with the current request's id and path. Logs internal errors
 /// with their cause chain.
 pub fn problem_of(err: &AppError) -> Problem {
+    if let AppError::Client(p) = err
+        && let Some(policy) = &p.policy
+    {
+        crate::metrics::rejected(policy);
+    }
     annotate(match err {
         AppError::Client(p) => Problem {
             problem_type: format!("https://docs.montecarlo.dev/problems/{}", p.kind),

@@ -1,5 +1,6 @@
 //! Simulation operations: run one, read one, list them.
 
+use super::jobs::JobView;
 use super::payload::{ApiJson, BodyLimit, Json};
 use super::scope;
 use super::security::Caller;
@@ -8,6 +9,7 @@ use super::simulation_views::{SimulationPage, SimulationRequest};
 use super::tags::ApiTags;
 use crate::app::App;
 use crate::app::idempotency::IdempotencyKey;
+use crate::app::jobs::Submitted;
 use crate::domain::SimulationId;
 use crate::domain::simulation::SimulationInput;
 use crate::{ok_response, problem_responses};
@@ -26,7 +28,28 @@ pub enum SimulationCreated {
     /// The simulation ran and was stored (or, with a reused `Idempotency-Key`, the first
     /// response is replayed with `Idempotent-Replayed: true`).
     #[oai(status = 201)]
-    Created(Json<SimulationView>),
+    Created(Json<Box<SimulationView>>),
+    /// Queued as a background job (asked with `Prefer: respond-async`, or because its work is
+    /// above the service's threshold): follow it at `Location`.
+    #[oai(status = 202)]
+    Accepted(
+        Json<Box<JobView>>,
+        /// `/api/v1/jobs/{id}`.
+        #[oai(header = "Location")]
+        String,
+        /// `respond-async` when the preference was honoured.
+        #[oai(header = "Preference-Applied")]
+        Option<String>,
+    ),
+}
+
+/// Whether a `Prefer` header (RFC 7240) asks for `respond-async`.
+fn prefers_async(prefer: Option<&str>) -> bool {
+    prefer.is_some_and(|v| {
+        v.split(',')
+            .filter_map(|p| p.split(';').next())
+            .any(|token| token.trim().eq_ignore_ascii_case("respond-async"))
+    })
 }
 
 impl BodyLimit for SimulationRequest {
@@ -73,6 +96,11 @@ impl SimulationsApi {
         /// answers 422, and while the first request is still running, 409.
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<String>>,
+        /// `respond-async` (RFC 7240) queues the simulation as a background job and answers
+        /// 202 with `Location: /api/v1/jobs/{id}` and `Preference-Applied: respond-async`.
+        /// Large simulations are queued without it.
+        #[oai(name = "Prefer")]
+        prefer: Header<Option<String>>,
     ) -> Result<SimulationCreated, CreateSimulationError> {
         let input = SimulationInput::from(body.0);
         let key = idempotency_key
@@ -80,7 +108,24 @@ impl SimulationsApi {
             .as_deref()
             .map(IdempotencyKey::parse)
             .transpose()?;
-        let out = self.app.simulations.run(&caller.0, input, key).await?;
+        let prefer_async = prefers_async(prefer.0.as_deref());
+        let out = match self
+            .app
+            .jobs
+            .submit(&caller.0, input, key, prefer_async)
+            .await?
+        {
+            Submitted::Ran(out) => *out,
+            Submitted::Queued { job, by_size } => {
+                let location = format!("/api/v1/jobs/{}", job.id);
+                let applied = (!by_size).then(|| "respond-async".to_owned());
+                return Ok(SimulationCreated::Accepted(
+                    Json(Box::new(job.as_ref().into())),
+                    location,
+                    applied,
+                ));
+            }
+        };
         if out.replayed {
             scope::add_headers(vec![("Idempotent-Replayed".into(), "true".into())]);
         }
@@ -93,8 +138,11 @@ impl SimulationsApi {
                 i64::try_from(result.result.paths.saturating_mul(result.result.steps))
                     .unwrap_or(i64::MAX),
             );
+            crate::metrics::simulation_stored(&out.simulation, "sync");
         }
-        Ok(SimulationCreated::Created(Json((&out.simulation).into())))
+        Ok(SimulationCreated::Created(Json(Box::new(
+            (&out.simulation).into(),
+        ))))
     }
 
     /// Get a simulation

@@ -13,6 +13,8 @@ pub enum ApiTags {
     Keys,
     /// Run and read correlated Monte Carlo portfolio simulations.
     Simulations,
+    /// Background simulation jobs and batches: progress, events, cancel.
+    Jobs,
     /// Usage records and the current quota period.
     Usage,
     /// Subscriptions and invoices (Stripe); owner or admin.

@@ -5,8 +5,8 @@
 //! ([`check_format`]).
 
 use crate::domain::{
-    ApiKeyId, DisplayName, Email, KeyName, Password, Role, SimulationId, TenantId, TenantSlug,
-    TenantStatus, UserId,
+    ApiKeyId, BatchId, DisplayName, Email, JobId, KeyName, Password, Role, SimulationId, TenantId,
+    TenantSlug, TenantStatus, UserId,
 };
 use poem::http::HeaderValue;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
@@ -148,6 +148,8 @@ api_id!(TenantId, "TenantId", "ten");
 api_id!(UserId, "UserId", "usr");
 api_id!(ApiKeyId, "ApiKeyId", "key");
 api_id!(SimulationId, "SimulationId", "sim");
+api_id!(JobId, "JobId", "job");
+api_id!(BatchId, "BatchId", "bat");
 
 api_string!(
     TenantSlug,

@@ -37,6 +37,9 @@ pub struct Options {
     pub stripe_api_base: Option<String>,
     /// Billing: `STRIPE_WEBHOOK_SECRETS`.
     pub stripe_webhook_secrets: Option<String>,
+    /// Further environment settings (e.g. `JOB_WORKERS`); jobs are off (`JOB_WORKERS=0`)
+    /// unless a test sets them.
+    pub env: Vec<(&'static str, String)>,
 }
 
 fn init_logs() {
@@ -74,7 +77,12 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     let stripe_base = opts.stripe_api_base.clone();
     let stripe_secrets = opts.stripe_webhook_secrets.clone();
     let url = database_url.clone();
+    let env = opts.env.clone();
     let mut settings = Settings::from_lookup(|k| match k {
+        k if env.iter().any(|(n, _)| *n == k) => {
+            env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        }
+        "JOB_WORKERS" => Some("0".into()),
         "DATABASE_URL" => Some(url.clone()),
         "BIND_ADDRESS" => Some("127.0.0.1:0".into()),
         "BASE_DOMAIN" => Some("mc.test".into()),

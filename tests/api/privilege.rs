@@ -221,6 +221,10 @@ async fn the_request_role_holds_exactly_the_documented_grants() {
         "platform.billing_overage:INSERT",
         "platform.billing_audit:SELECT",
         "platform.billing_audit:INSERT",
+        "platform.jobs:SELECT",
+        "platform.jobs:INSERT",
+        "platform.job_batches:SELECT",
+        "platform.job_batches:INSERT",
         "t_acme.audit_log:SELECT",
         "t_acme.audit_log:INSERT",
     ]);
@@ -273,6 +277,20 @@ async fn the_request_role_holds_exactly_the_documented_grants() {
             "tenants.updated_at",
             "quota_counters.used",
             "quota_counters.overage",
+            "jobs.status",
+            "jobs.progress",
+            "jobs.attempts",
+            "jobs.not_before",
+            "jobs.lease_owner",
+            "jobs.lease_until",
+            "jobs.cancel_requested",
+            "jobs.charged_at",
+            "jobs.charged_overage",
+            "jobs.simulation_id",
+            "jobs.problem",
+            "jobs.started_at",
+            "jobs.finished_at",
+            "jobs.updated_at",
         ])
     );
     let (schema_create, database_create, database_temp, public_create): (bool, bool, bool, bool) =

@@ -3,7 +3,8 @@
 README walkthrough with it, as a new user would:
 
     signup -> login -> me (token) -> me (key) -> create key -> GBM simulation
-    -> bootstrap simulation on the bundled history -> get -> list with the cursor -> usage
+    -> bootstrap simulation on the bundled history -> ... -> background job (Prefer:
+    respond-async, poll to succeeded) -> get -> list with the cursor -> usage
 
 Usage (the service must be running; tests/contract/run.sh starts one):
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import random
 import shutil
@@ -99,6 +101,7 @@ class Walkthrough:
         from mc_client.api.simulations import (  # type: ignore[import-not-found]
             create_simulation, get_simulation, list_simulations)
         from mc_client.api.usage import usage  # type: ignore[import-not-found]
+        from mc_client.api.jobs import get_job  # type: ignore[import-not-found]
         from mc_client.types import UNSET  # type: ignore[import-not-found]
 
         slug = f"drive-{random.randrange(10**6):06d}"
@@ -248,6 +251,38 @@ class Walkthrough:
             assert p.stop_reason == m.StopReason.TARGET_MET and p.goals[0].met, p
             assert v.result.paths > 1000
 
+        def do_job():
+            # Prefer: respond-async -> 202 with the job and Location; poll it to succeeded; its
+            # simulation has the bits of the synchronous run with the same seed.
+            body = m.SimulationRequest(
+                assets=[m.AssetInput(name="Equities", weight=1.0, drift=0.07, volatility=0.16)],
+                initial_value=100_000.0, horizon_years=5, paths=2000, seed=99,
+            )
+            resp = polite(lambda: create_simulation.sync_detailed(client=st["key_client"], body=body,
+                                                                  prefer="respond-async"))
+            job = expect(resp, 202, m.Job)
+            headers = {k.lower(): v for k, v in resp.headers.items()}
+            assert headers["location"] == f"/api/v1/jobs/{job.id}", headers
+            assert headers["preference-applied"] == "respond-async", headers
+            deadline = time.monotonic() + 60
+            while True:
+                job = expect(polite(lambda: get_job.sync_detailed(job.id, client=st["key_client"])), 200, m.Job)
+                if job.status in (m.JobStatusView.SUCCEEDED, m.JobStatusView.FAILED, m.JobStatusView.CANCELLED):
+                    break
+                assert time.monotonic() < deadline, f"job still {job.status}"
+                time.sleep(0.5)
+            assert job.status == m.JobStatusView.SUCCEEDED, job
+            assert job.progress == 1.0 and job.problem is UNSET, job
+            stored_resp = polite(lambda: get_simulation.sync_detailed(job.simulation_id, client=st["key_client"]))
+            stored = expect(stored_resp, 200, m.SimulationView)
+            sync_resp = polite(lambda: create_simulation.sync_detailed(client=st["key_client"], body=body))
+            sync = expect(sync_resp, 201, m.SimulationView)
+            # Same bits: the wire JSON of the two results is identical.
+            a, b = json.loads(stored_resp.content)["result"], json.loads(sync_resp.content)["result"]
+            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            assert not diff, f"results differ in {diff}"
+            st["sim_ids"] += [stored.id, sync.id]
+
         def do_get():
             sim_id = st["sim_ids"][0]
             v = expect(get_simulation.sync_detailed(sim_id, client=st["user_client"], x_tenant_id=slug),
@@ -277,6 +312,7 @@ class Walkthrough:
                  ("bootstrap simulation (shiller_us_monthly)", do_bootstrap),
                  ("retirement plan (guardrails, inflation, RQMC, withdrawal rates)", do_retirement),
                  ("historical cohorts (Bengen)", do_cohorts), ("precision target", do_precision),
+                 ("background job (Prefer: respond-async, poll to succeeded)", do_job),
                  ("get simulation", do_get),
                  ("list simulations with the cursor", do_list), ("usage", do_usage)]
         for i, (name, fn) in enumerate(steps):

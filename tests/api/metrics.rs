@@ -1,0 +1,149 @@
+//! `GET /metrics`: protected by `METRICS_TOKEN`, Prometheus text format (parsed with a
+//! text-format parser), counters that move as requests are made, bounded labels.
+
+use crate::helpers::*;
+use crate::jobs::job_env;
+use std::collections::HashMap;
+
+const TOKEN: &str = "test-metrics-token-0123456789abcdefghij";
+
+async fn scrape(app: &TestApp) -> prometheus_parse::Scrape {
+    let r = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = r.text().await.unwrap();
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines).expect("Prometheus text format")
+}
+
+/// The value of the sample `name` whose labels include `labels` (summed over the others).
+fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    s.samples
+        .iter()
+        .filter(|x| x.metric == name)
+        .filter(|x| labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+        .map(|x| match x.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_are_hidden_without_a_token_and_refused_without_the_right_one() {
+    let app = spawn_app().await;
+    app.get("/metrics", &[]).await.problem(404);
+    let app = spawn_with(Options {
+        env: vec![("METRICS_TOKEN", TOKEN.into())],
+        ..Options::default()
+    })
+    .await;
+    let r = app.get("/metrics", &[]).await;
+    r.problem(401);
+    assert!(r.headers.contains_key("www-authenticate"));
+    app.get("/metrics", &[("authorization", "Bearer wrong-token")])
+        .await
+        .problem(401);
+    let t = app.signup_on("metricskey", "starter").await;
+    // An API key is not the metrics token.
+    let key_bearer = format!("Bearer {}", t.keys[0]);
+    app.get("/metrics", &[("authorization", &key_bearer)])
+        .await
+        .problem(401);
+}
+
+#[tokio::test]
+async fn metrics_parse_and_move_as_requests_are_made() {
+    let app = spawn_with(Options {
+        env: [job_env(1), vec![("METRICS_TOKEN", TOKEN.into())]].concat(),
+        ..Options::default()
+    })
+    .await;
+    let t = app.signup_on("metricsmove", "starter").await;
+    let key = [("x-api-key", t.keys[0].as_str())];
+    let before = scrape(&app).await;
+    let created = [
+        ("operation", "createSimulation"),
+        ("method", "POST"),
+        ("status", "201"),
+    ];
+    app.post("/api/v1/simulations", &key, simulation_body())
+        .await
+        .ok(201);
+    app.post("/api/v1/simulations", &key, simulation_body())
+        .await
+        .ok(201);
+    // A size refusal (403, policy "size").
+    let mut big = simulation_body();
+    big["paths"] = serde_json::json!(5_000_000);
+    app.post("/api/v1/simulations", &key, big).await;
+    let after = scrape(&app).await;
+    // Other tests in this process share the recorder: counters moved by at least ours.
+    assert!(
+        value(&after, "mc_http_requests_total", &created)
+            - value(&before, "mc_http_requests_total", &created)
+            >= 2.0
+    );
+    assert!(
+        value(&after, "mc_simulations_total", &[("mode", "sync")])
+            - value(&before, "mc_simulations_total", &[("mode", "sync")])
+            >= 2.0
+    );
+    assert!(
+        value(&after, "mc_simulation_paths_total", &[])
+            - value(&before, "mc_simulation_paths_total", &[])
+            >= 4000.0
+    );
+    assert!(
+        value(&after, "mc_quota_rejections_total", &[("policy", "size")])
+            > value(&before, "mc_quota_rejections_total", &[("policy", "size")])
+    );
+    assert!(
+        value(
+            &after,
+            "mc_http_request_duration_seconds_count",
+            &[("operation", "createSimulation")]
+        ) >= 3.0
+    );
+    // Queue gauges for every status, this instance's workers, the pool, build info.
+    for status in ["queued", "running", "succeeded", "failed", "cancelled"] {
+        assert!(
+            after
+                .samples
+                .iter()
+                .any(|s| s.metric == "mc_jobs" && s.labels.get("status") == Some(status)),
+            "mc_jobs{{status={status}}} missing"
+        );
+    }
+    assert_eq!(value(&after, "mc_job_workers", &[]), 1.0);
+    assert!(
+        after
+            .samples
+            .iter()
+            .any(|s| s.metric == "mc_db_pool_connections")
+    );
+    assert!(after.samples.iter().any(|s| s.metric == "mc_build_info"));
+    // Bounded labels: no tenant slug, no concrete path.
+    let mut label_names: HashMap<String, usize> = HashMap::new();
+    for s in &after.samples {
+        for (k, v) in s.labels.iter() {
+            *label_names.entry(k.clone()).or_default() += 1;
+            assert!(!v.contains("metricsmove"), "tenant in a label: {s:?}");
+            assert!(!v.starts_with("/api/"), "concrete path in a label: {s:?}");
+        }
+    }
+    assert!(!label_names.contains_key("tenant"));
+}
