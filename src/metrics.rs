@@ -2,8 +2,8 @@
 //! `GET /metrics`.
 //!
 //! Labels are bounded: HTTP requests are labelled with the operation id (the route template's
-//! name, `other` for routes outside the API such as `/docs` and unmatched paths), the method
-//! and the status code; quota refusals with their policy (`burst`, `monthly`, `concurrency`,
+//! name, `other` for routes outside the API such as `/docs` and unmatched paths), the method,
+//! the status code and class and the tenant's tier (`none` when unauthenticated); quota refusals with their policy (`burst`, `monthly`, `concurrency`,
 //! `size`, `login`, …); jobs with their outcome; simulations with their mode. No tenant label:
 //! tenants are unbounded.
 //!
@@ -43,12 +43,12 @@ fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
         "mc_http_requests_total",
-        "HTTP requests by operation, method and status"
+        "HTTP requests by operation, method, status, status class and tenant tier (none: unauthenticated)"
     );
     describe_histogram!(
         "mc_http_request_duration_seconds",
         Unit::Seconds,
-        "HTTP request latency by operation and method"
+        "HTTP request latency by operation, method and tenant tier"
     );
     describe_counter!(
         "mc_simulations_total",
@@ -100,16 +100,58 @@ fn describe() {
     describe_gauge!("mc_build_info", "Build information");
 }
 
-/// One HTTP request answered.
-pub fn http_request(operation: &'static str, method: &str, status: u16, elapsed: Duration) {
+/// The `tier` label of a request: the authenticated tenant's tier, `none` for unauthenticated
+/// requests (and platform calls), `other` for a tier this build does not know (bounded).
+pub fn tier_label(tier: Option<&str>) -> &'static str {
+    match tier {
+        None => "none",
+        Some("trial") => "trial",
+        Some("starter") => "starter",
+        Some("professional") => "professional",
+        Some("enterprise") => "enterprise",
+        Some(_) => "other",
+    }
+}
+
+/// The `status_class` label: `1xx` … `5xx`.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// One HTTP request answered; `tier` from [`tier_label`].
+pub fn http_request(
+    operation: &'static str,
+    method: &str,
+    status: u16,
+    tier: &'static str,
+    elapsed: Duration,
+) {
     let method = match method {
         "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => method.to_owned(),
         _ => "other".to_owned(),
     };
-    counter!("mc_http_requests_total", "operation" => operation, "method" => method.clone(), "status" => status.to_string())
-        .increment(1);
-    histogram!("mc_http_request_duration_seconds", "operation" => operation, "method" => method)
-        .record(elapsed.as_secs_f64());
+    counter!(
+        "mc_http_requests_total",
+        "operation" => operation,
+        "method" => method.clone(),
+        "status" => status.to_string(),
+        "status_class" => status_class(status),
+        "tier" => tier
+    )
+    .increment(1);
+    histogram!(
+        "mc_http_request_duration_seconds",
+        "operation" => operation,
+        "method" => method,
+        "tier" => tier
+    )
+    .record(elapsed.as_secs_f64());
 }
 
 /// A request refused by a limit's `policy`.

@@ -79,7 +79,15 @@ async fn metrics_parse_and_move_as_requests_are_made() {
         ("operation", "createSimulation"),
         ("method", "POST"),
         ("status", "201"),
+        ("status_class", "2xx"),
+        ("tier", "starter"),
     ];
+    let refused = [
+        ("operation", "createSimulation"),
+        ("status_class", "4xx"),
+        ("tier", "starter"),
+    ];
+    let anonymous = [("tier", "none")];
     app.post("/api/v1/simulations", &key, simulation_body())
         .await
         .ok(201);
@@ -90,6 +98,9 @@ async fn metrics_parse_and_move_as_requests_are_made() {
     let mut big = simulation_body();
     big["paths"] = serde_json::json!(5_000_000);
     app.post("/api/v1/simulations", &key, big).await;
+    // Unauthenticated: tier "none".
+    app.post("/api/v1/simulations", &[], simulation_body())
+        .await;
     let after = scrape(&app).await;
     // Other tests in this process share the recorder: counters moved by at least ours.
     assert!(
@@ -97,6 +108,47 @@ async fn metrics_parse_and_move_as_requests_are_made() {
             - value(&before, "mc_http_requests_total", &created)
             >= 2.0
     );
+    assert!(
+        value(&after, "mc_http_requests_total", &refused)
+            > value(&before, "mc_http_requests_total", &refused)
+    );
+    assert!(
+        value(&after, "mc_http_requests_total", &anonymous)
+            > value(&before, "mc_http_requests_total", &anonymous)
+    );
+    assert!(
+        value(
+            &after,
+            "mc_http_request_duration_seconds_count",
+            &[("operation", "createSimulation"), ("tier", "starter")]
+        ) >= 3.0
+    );
+    // Tier and status class are bounded.
+    for s in after
+        .samples
+        .iter()
+        .filter(|s| s.metric.starts_with("mc_http_request"))
+    {
+        let tier = s.labels.get("tier").expect("tier label");
+        assert!(
+            [
+                "trial",
+                "starter",
+                "professional",
+                "enterprise",
+                "none",
+                "other"
+            ]
+            .contains(&tier),
+            "{s:?}"
+        );
+        if let Some(class) = s.labels.get("status_class") {
+            assert!(
+                ["1xx", "2xx", "3xx", "4xx", "5xx"].contains(&class),
+                "{s:?}"
+            );
+        }
+    }
     assert!(
         value(&after, "mc_simulations_total", &[("mode", "sync")])
             - value(&before, "mc_simulations_total", &[("mode", "sync")])
