@@ -34,7 +34,12 @@ pub fn handle() -> &'static PrometheusHandle {
             tracing::warn!("a metrics recorder was already installed; /metrics shows only this handle's metrics");
         }
         describe();
-        gauge!("mc_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        gauge!(
+            "mc_build_info",
+            "version" => env!("CARGO_PKG_VERSION"),
+            "engine" => engine::ENGINE_VERSION
+        )
+        .set(1.0);
         handle
     })
 }
@@ -91,13 +96,16 @@ fn describe() {
     );
     describe_gauge!(
         "mc_db_pool_connections",
-        "Request pool connections (state: in_use, idle)"
+        "Request pool connections by state: in_use, idle, max (the pool size limit). Tasks waiting for a connection are not exposed by sqlx 0.9: in_use == max means callers wait"
     );
     describe_gauge!(
         "mc_redis_degraded",
-        "1 when Redis is configured but unreachable"
+        "1 when Redis is configured but unreachable (monthly quotas enforced per instance); 0 when up or not configured"
     );
-    describe_gauge!("mc_build_info", "Build information");
+    describe_gauge!(
+        "mc_build_info",
+        "Always 1; labels: version (service), engine (mc-engine)"
+    );
 }
 
 /// The `tier` label of a request: the authenticated tenant's tier, `none` for unauthenticated
@@ -201,14 +209,19 @@ pub struct Snapshot {
     pub oldest_queued: f64,
     /// Workers on this instance.
     pub workers: usize,
-    /// Pool connections in use and idle.
-    pub pool: (u32, u32),
+    /// Pool connections in use, idle and the maximum.
+    pub pool: (u32, u32, u32),
     /// Redis degraded.
     pub redis_degraded: bool,
 }
 
-/// Sets the scrape-time gauges and renders the text format.
+/// Sets the scrape-time gauges and renders the text format. Scrapes are serialised, so one
+/// scrape shows one snapshot even when several applications share the recorder (the tests).
 pub fn render(s: &Snapshot) -> String {
+    static SCRAPE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = SCRAPE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let handle = handle();
     for status in crate::domain::job::JobStatus::ALL {
         let n = s
@@ -222,6 +235,7 @@ pub fn render(s: &Snapshot) -> String {
     gauge!("mc_job_workers").set(s.workers as f64);
     gauge!("mc_db_pool_connections", "state" => "in_use").set(f64::from(s.pool.0));
     gauge!("mc_db_pool_connections", "state" => "idle").set(f64::from(s.pool.1));
+    gauge!("mc_db_pool_connections", "state" => "max").set(f64::from(s.pool.2));
     gauge!("mc_redis_degraded").set(if s.redis_degraded { 1.0 } else { 0.0 });
     handle.render()
 }

@@ -199,3 +199,90 @@ async fn metrics_parse_and_move_as_requests_are_made() {
     }
     assert!(!label_names.contains_key("tenant"));
 }
+
+#[tokio::test]
+async fn scrape_time_gauges_follow_the_queue_the_pool_and_redis() {
+    // No workers: an enqueued job stays queued until cancelled.
+    let app = spawn_with(Options {
+        env: vec![("METRICS_TOKEN", TOKEN.into())],
+        max_connections: Some(7),
+        ..Options::default()
+    })
+    .await;
+    let t = app.signup_on("metricsgauges", "starter").await;
+    let key = t.keys[0].as_str();
+    let before = scrape(&app).await;
+    assert_eq!(value(&before, "mc_jobs", &[("status", "queued")]), 0.0);
+    assert_eq!(value(&before, "mc_jobs_oldest_queued_seconds", &[]), 0.0);
+    assert_eq!(
+        value(&before, "mc_db_pool_connections", &[("state", "max")]),
+        7.0
+    );
+    // The scrape's own queries opened at least one connection, none is held between requests.
+    let open = value(&before, "mc_db_pool_connections", &[("state", "in_use")])
+        + value(&before, "mc_db_pool_connections", &[("state", "idle")]);
+    assert!((1.0..=7.0).contains(&open), "{open}");
+    // Not configured: not degraded.
+    assert_eq!(value(&before, "mc_redis_degraded", &[]), 0.0);
+    let info = before
+        .samples
+        .iter()
+        .find(|s| s.metric == "mc_build_info")
+        .expect("mc_build_info");
+    assert_eq!(info.labels.get("version"), Some(env!("CARGO_PKG_VERSION")));
+    assert!(
+        info.labels
+            .get("engine")
+            .is_some_and(|e| e.starts_with("mc-engine/")),
+        "{info:?}"
+    );
+
+    let job = app
+        .post(
+            "/api/v1/simulations",
+            &[("x-api-key", key), ("prefer", "respond-async")],
+            simulation_body(),
+        )
+        .await
+        .ok(202)
+        .clone();
+    let id = job["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let queued = scrape(&app).await;
+    assert_eq!(value(&queued, "mc_jobs", &[("status", "queued")]), 1.0);
+    assert!(value(&queued, "mc_jobs_oldest_queued_seconds", &[]) >= 1.0);
+
+    let c = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/jobs/{id}"),
+            &[("x-api-key", key)],
+            None,
+        )
+        .await;
+    assert_eq!(c.ok(200)["status"], "cancelled");
+    let cancelled = scrape(&app).await;
+    assert_eq!(value(&cancelled, "mc_jobs", &[("status", "queued")]), 0.0);
+    assert_eq!(
+        value(&cancelled, "mc_jobs", &[("status", "cancelled")]),
+        1.0
+    );
+    assert_eq!(value(&cancelled, "mc_jobs_oldest_queued_seconds", &[]), 0.0);
+}
+
+#[tokio::test]
+async fn redis_degraded_shows_on_metrics() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_with(Options {
+        env: vec![("METRICS_TOKEN", TOKEN.into())],
+        redis_url: Some(format!("redis://127.0.0.1:{port}")),
+        ..Options::default()
+    })
+    .await;
+    let s = scrape(&app).await;
+    assert_eq!(value(&s, "mc_redis_degraded", &[]), 1.0);
+}
