@@ -44,8 +44,23 @@ fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f
 
 #[tokio::test]
 async fn metrics_are_hidden_without_a_token_and_refused_without_the_right_one() {
-    let app = spawn_app().await;
+    // Neither METRICS_TOKEN nor ADMIN_TOKEN: no route.
+    let app = spawn_with(Options {
+        no_admin_token: true,
+        ..Options::default()
+    })
+    .await;
     app.get("/metrics", &[]).await.problem(404);
+    app.get("/metrics", &[("authorization", &format!("Bearer {TOKEN}"))])
+        .await
+        .problem(404);
+    // ADMIN_TOKEN alone: served to the admin.
+    let app = spawn_app().await;
+    app.get("/metrics", &[]).await.problem(401);
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let r = app.get("/metrics", &[("authorization", &admin)]).await;
+    assert_eq!(r.status, 200);
+    // Both: either bearer is accepted.
     let app = spawn_with(Options {
         env: vec![("METRICS_TOKEN", TOKEN.into())],
         ..Options::default()
@@ -57,8 +72,11 @@ async fn metrics_are_hidden_without_a_token_and_refused_without_the_right_one() 
     app.get("/metrics", &[("authorization", "Bearer wrong-token")])
         .await
         .problem(401);
+    let r = app.get("/metrics", &[("authorization", &admin)]).await;
+    assert_eq!(r.status, 200);
+    scrape(&app).await;
     let t = app.signup_on("metricskey", "starter").await;
-    // An API key is not the metrics token.
+    // An API key is neither token.
     let key_bearer = format!("Bearer {}", t.keys[0]);
     app.get("/metrics", &[("authorization", &key_bearer)])
         .await
