@@ -304,3 +304,96 @@ async fn redis_degraded_shows_on_metrics() {
     let s = scrape(&app).await;
     assert_eq!(value(&s, "mc_redis_degraded", &[]), 1.0);
 }
+
+/// Metric names (`mc_…`) used in a PromQL expression.
+fn metric_names(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|t| t.starts_with("mc_"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_grafana_dashboard_uses_only_metrics_that_exist() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/montecarlo.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("dashboard JSON");
+    assert!(dashboard["schemaVersion"].as_u64().unwrap() >= 36);
+    assert_eq!(dashboard["__inputs"][0]["name"], "DS_PROMETHEUS");
+    let mut used = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        let Some(targets) = panel["targets"].as_array() else {
+            assert_eq!(panel["type"], "row", "{panel}");
+            continue;
+        };
+        assert_eq!(panel["datasource"]["uid"], "${DS_PROMETHEUS}", "{panel}");
+        assert!(!targets.is_empty(), "{panel}");
+        for t in targets {
+            let expr = t["expr"].as_str().expect("expr");
+            let names = metric_names(expr);
+            assert!(!names.is_empty(), "no metric in {expr}");
+            used.extend(names);
+        }
+    }
+
+    // A live scrape after every kind of event the panels chart: requests, a refusal, sync
+    // simulations and a job run by a worker.
+    let app = spawn_with(Options {
+        env: [job_env(1), vec![("METRICS_TOKEN", TOKEN.into())]].concat(),
+        ..Options::default()
+    })
+    .await;
+    let t = app.signup_on("metricsdash", "starter").await;
+    let key = t.keys[0].as_str();
+    app.post(
+        "/api/v1/simulations",
+        &[("x-api-key", key)],
+        simulation_body(),
+    )
+    .await
+    .ok(201);
+    let mut big = simulation_body();
+    big["paths"] = serde_json::json!(5_000_000);
+    app.post("/api/v1/simulations", &[("x-api-key", key)], big)
+        .await;
+    let job = app
+        .post(
+            "/api/v1/simulations",
+            &[("x-api-key", key), ("prefer", "respond-async")],
+            simulation_body(),
+        )
+        .await
+        .ok(202)
+        .clone();
+    crate::jobs::wait_job(
+        &app,
+        key,
+        job["id"].as_str().unwrap(),
+        std::time::Duration::from_secs(30),
+        |j| j["status"] == "succeeded",
+    )
+    .await;
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let exposed: std::collections::HashSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let missing: Vec<_> = used
+        .iter()
+        .filter(|n| !exposed.contains(n.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard uses metrics /metrics does not expose: {missing:?}"
+    );
+}
