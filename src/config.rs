@@ -30,7 +30,7 @@
 //! | `JOB_RETRY_BACKOFF_MS` | `1000` | delay before a failed attempt is retried (times the attempt number) |
 //! | `JOB_POLL_MS` | `500` | how often an idle worker looks for jobs when no `NOTIFY job_queued` woke it |
 //! | `ASYNC_WORK_THRESHOLD` | `10000000000` | `POST /simulations` above this paths × steps × assets (× rate-search runs) becomes a job (202) without `Prefer: respond-async` |
-//! | `METRICS_TOKEN` | unset | bearer token for `GET /metrics`; unset = `/metrics` answers 404 |
+//! | `METRICS_TOKEN` | unset | bearer token for `GET /metrics` (the `ADMIN_TOKEN` is accepted too); both unset = `/metrics` answers 404 |
 //!
 //! # Secrets in production
 //! With `PRODUCTION=true`, `JWT_SECRET` and `ADMIN_TOKEN` must each be at least

@@ -2,8 +2,8 @@
 //! `GET /metrics`.
 //!
 //! Labels are bounded: HTTP requests are labelled with the operation id (the route template's
-//! name, `other` for routes outside the API such as `/docs` and unmatched paths), the method
-//! and the status code; quota refusals with their policy (`burst`, `monthly`, `concurrency`,
+//! name, `other` for routes outside the API such as `/docs` and unmatched paths), the method,
+//! the status code and class and the tenant's tier (`none` when unauthenticated); quota refusals with their policy (`burst`, `monthly`, `concurrency`,
 //! `size`, `login`, …); jobs with their outcome; simulations with their mode. No tenant label:
 //! tenants are unbounded.
 //!
@@ -34,7 +34,12 @@ pub fn handle() -> &'static PrometheusHandle {
             tracing::warn!("a metrics recorder was already installed; /metrics shows only this handle's metrics");
         }
         describe();
-        gauge!("mc_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        gauge!(
+            "mc_build_info",
+            "version" => env!("CARGO_PKG_VERSION"),
+            "engine" => engine::ENGINE_VERSION
+        )
+        .set(1.0);
         handle
     })
 }
@@ -43,12 +48,12 @@ fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
         "mc_http_requests_total",
-        "HTTP requests by operation, method and status"
+        "HTTP requests by operation, method, status, status class and tenant tier (none: unauthenticated)"
     );
     describe_histogram!(
         "mc_http_request_duration_seconds",
         Unit::Seconds,
-        "HTTP request latency by operation and method"
+        "HTTP request latency by operation, method and tenant tier"
     );
     describe_counter!(
         "mc_simulations_total",
@@ -91,25 +96,70 @@ fn describe() {
     );
     describe_gauge!(
         "mc_db_pool_connections",
-        "Request pool connections (state: in_use, idle)"
+        "Request pool connections by state: in_use, idle, max (the pool size limit). Tasks waiting for a connection are not exposed by sqlx 0.9: in_use == max means callers wait"
     );
     describe_gauge!(
         "mc_redis_degraded",
-        "1 when Redis is configured but unreachable"
+        "1 when Redis is configured but unreachable (monthly quotas enforced per instance); 0 when up or not configured"
     );
-    describe_gauge!("mc_build_info", "Build information");
+    describe_gauge!(
+        "mc_build_info",
+        "Always 1; labels: version (service), engine (mc-engine)"
+    );
 }
 
-/// One HTTP request answered.
-pub fn http_request(operation: &'static str, method: &str, status: u16, elapsed: Duration) {
+/// The `tier` label of a request: the authenticated tenant's tier, `none` for unauthenticated
+/// requests (and platform calls), `other` for a tier this build does not know (bounded).
+pub fn tier_label(tier: Option<&str>) -> &'static str {
+    match tier {
+        None => "none",
+        Some("trial") => "trial",
+        Some("starter") => "starter",
+        Some("professional") => "professional",
+        Some("enterprise") => "enterprise",
+        Some(_) => "other",
+    }
+}
+
+/// The `status_class` label: `1xx` … `5xx`.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// One HTTP request answered; `tier` from [`tier_label`].
+pub fn http_request(
+    operation: &'static str,
+    method: &str,
+    status: u16,
+    tier: &'static str,
+    elapsed: Duration,
+) {
     let method = match method {
         "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => method.to_owned(),
         _ => "other".to_owned(),
     };
-    counter!("mc_http_requests_total", "operation" => operation, "method" => method.clone(), "status" => status.to_string())
-        .increment(1);
-    histogram!("mc_http_request_duration_seconds", "operation" => operation, "method" => method)
-        .record(elapsed.as_secs_f64());
+    counter!(
+        "mc_http_requests_total",
+        "operation" => operation,
+        "method" => method.clone(),
+        "status" => status.to_string(),
+        "status_class" => status_class(status),
+        "tier" => tier
+    )
+    .increment(1);
+    histogram!(
+        "mc_http_request_duration_seconds",
+        "operation" => operation,
+        "method" => method,
+        "tier" => tier
+    )
+    .record(elapsed.as_secs_f64());
 }
 
 /// A request refused by a limit's `policy`.
@@ -159,14 +209,19 @@ pub struct Snapshot {
     pub oldest_queued: f64,
     /// Workers on this instance.
     pub workers: usize,
-    /// Pool connections in use and idle.
-    pub pool: (u32, u32),
+    /// Pool connections in use, idle and the maximum.
+    pub pool: (u32, u32, u32),
     /// Redis degraded.
     pub redis_degraded: bool,
 }
 
-/// Sets the scrape-time gauges and renders the text format.
+/// Sets the scrape-time gauges and renders the text format. Scrapes are serialised, so one
+/// scrape shows one snapshot even when several applications share the recorder (the tests).
 pub fn render(s: &Snapshot) -> String {
+    static SCRAPE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = SCRAPE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let handle = handle();
     for status in crate::domain::job::JobStatus::ALL {
         let n = s
@@ -180,6 +235,7 @@ pub fn render(s: &Snapshot) -> String {
     gauge!("mc_job_workers").set(s.workers as f64);
     gauge!("mc_db_pool_connections", "state" => "in_use").set(f64::from(s.pool.0));
     gauge!("mc_db_pool_connections", "state" => "idle").set(f64::from(s.pool.1));
+    gauge!("mc_db_pool_connections", "state" => "max").set(f64::from(s.pool.2));
     gauge!("mc_redis_degraded").set(if s.redis_degraded { 1.0 } else { 0.0 });
     handle.render()
 }

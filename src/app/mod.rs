@@ -60,8 +60,9 @@ pub struct App {
     pub key_cache: Arc<key_cache::KeyCache>,
     /// The clock.
     pub clock: SharedClock,
-    /// Bearer token of `/metrics` (`None`: not served).
-    pub metrics_token: Option<String>,
+    /// Bearer tokens accepted by `/metrics`: `METRICS_TOKEN` and `ADMIN_TOKEN`, those set
+    /// (none: not served).
+    pub metrics_tokens: Vec<String>,
 }
 
 impl App {
@@ -147,7 +148,11 @@ impl App {
             quotas,
             key_cache,
             clock,
-            metrics_token: settings.metrics_token.as_ref().map(|t| t.expose().clone()),
+            metrics_tokens: [&settings.metrics_token, &settings.admin_token]
+                .into_iter()
+                .flatten()
+                .map(|t| t.expose().clone())
+                .collect(),
         }
     }
 }

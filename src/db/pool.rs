@@ -89,10 +89,15 @@ impl Db {
         })
     }
 
-    /// Request pool connections `(in use, idle)`.
-    pub fn pool_stats(&self) -> (u32, u32) {
+    /// Request pool connections `(in use, idle, max)`. sqlx 0.9 does not expose how many
+    /// tasks wait in `acquire`; `in use == max` is the saturation signal.
+    pub fn pool_stats(&self) -> (u32, u32, u32) {
         let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
-        (self.pool.size().saturating_sub(idle), idle)
+        (
+            self.pool.size().saturating_sub(idle),
+            idle,
+            self.pool.options().get_max_connections(),
+        )
     }
 
     /// Creates the application role `role` on the owner connection if it does not exist:

@@ -114,6 +114,12 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Respo
     }
     let status = resp.status().as_u16();
     let duration_ms = scope.started.elapsed().as_secs_f64() * 1000.0;
+    let tier = crate::metrics::tier_label(
+        finished
+            .caller
+            .as_ref()
+            .map(|(ctx, _)| ctx.tenant().tier.name.as_str()),
+    );
     if let (Some((ctx, endpoint)), Some(app)) = (finished.caller, app) {
         let call = Call {
             method: &method,
@@ -127,7 +133,7 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Respo
         }
     }
     let operation = resp.data::<OperationId>().map_or("other", |o| o.0);
-    crate::metrics::http_request(operation, &method, status, scope.started.elapsed());
+    crate::metrics::http_request(operation, &method, status, tier, scope.started.elapsed());
     tracing::info!(parent: &span, status, duration_ms, "request");
     Ok(resp)
 }

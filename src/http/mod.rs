@@ -125,23 +125,24 @@ fn docs_page(api: &OpenApiService<Contract<Apis>, ()>, spec: &str) -> (String, S
     (html, csp)
 }
 
-/// `GET /metrics`: the Prometheus text format, for a bearer of `METRICS_TOKEN` (compared in
-/// constant time); 404 when no token is configured, 401 without the right one.
+/// `GET /metrics`: the Prometheus text format, for a bearer of `METRICS_TOKEN` or of the
+/// platform's `ADMIN_TOKEN` (each compared in constant time); 404 when neither is configured,
+/// 401 without one of them.
 #[poem::handler]
 async fn metrics(req: &poem::Request, app: poem::web::Data<&Arc<App>>) -> Response {
     use poem::http::StatusCode;
-    let Some(token) = app.metrics_token.as_deref() else {
+    if app.metrics_tokens.is_empty() {
         return problem::response_of(&crate::error::AppError::not_found(
-            "no route /metrics on this instance (METRICS_TOKEN is not set)",
+            "no route /metrics on this instance (neither METRICS_TOKEN nor ADMIN_TOKEN is set)",
         ));
-    };
+    }
     let given = req
         .headers()
         .get(poem::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let same = {
+    let same = |token: &str| {
         use sha2::{Digest, Sha256};
         let (a, b) = (
             Sha256::digest(given.as_bytes()),
@@ -152,9 +153,14 @@ async fn metrics(req: &poem::Request, app: poem::web::Data<&Arc<App>>) -> Respon
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
     };
-    if !same {
+    // Every token is compared (no early exit), so timing does not tell which one matched.
+    let matched = app
+        .metrics_tokens
+        .iter()
+        .fold(false, |ok, token| same(token) | ok);
+    if !matched {
         let mut resp = problem::response_of(&crate::error::AppError::unauthorized(
-            "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>",
+            "GET /metrics needs Authorization: Bearer <METRICS_TOKEN> (or the ADMIN_TOKEN)",
         ));
         resp.headers_mut().insert(
             poem::http::header::WWW_AUTHENTICATE,

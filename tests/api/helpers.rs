@@ -37,6 +37,8 @@ pub struct Options {
     pub stripe_api_base: Option<String>,
     /// Billing: `STRIPE_WEBHOOK_SECRETS`.
     pub stripe_webhook_secrets: Option<String>,
+    /// Leave `ADMIN_TOKEN` unset (the admin API and the admin's `/metrics` access off).
+    pub no_admin_token: bool,
     /// Further environment settings (e.g. `JOB_WORKERS`); jobs are off (`JOB_WORKERS=0`)
     /// unless a test sets them.
     pub env: Vec<(&'static str, String)>,
@@ -78,6 +80,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     let stripe_secrets = opts.stripe_webhook_secrets.clone();
     let url = database_url.clone();
     let env = opts.env.clone();
+    let admin = (!opts.no_admin_token).then(|| ADMIN_TOKEN.to_string());
     let mut settings = Settings::from_lookup(|k| match k {
         k if env.iter().any(|(n, _)| *n == k) => {
             env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
@@ -87,7 +90,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         "BIND_ADDRESS" => Some("127.0.0.1:0".into()),
         "BASE_DOMAIN" => Some("mc.test".into()),
         "JWT_SECRET" => Some(JWT_SECRET.into()),
-        "ADMIN_TOKEN" => Some(ADMIN_TOKEN.into()),
+        "ADMIN_TOKEN" => admin.clone(),
         "REDIS_KEY_PREFIX" => Some(prefix.clone()),
         "REDIS_URL" => redis.clone(),
         "DATABASE_MAX_CONNECTIONS" => max.clone(),
