@@ -144,6 +144,14 @@ pub struct Revenue {
     pub overage_simulations: u64,
     /// Their price, cents.
     pub overage_amount_cents: i64,
+    /// This period: tenants that started paying.
+    pub new_subscriptions: i64,
+    /// This period: plan changes to a dearer tier.
+    pub upgrades: i64,
+    /// This period: plan changes to a cheaper tier.
+    pub downgrades: i64,
+    /// This period: subscriptions that ended.
+    pub churned: i64,
 }
 
 fn ts(secs: Option<i64>) -> Option<DateTime<Utc>> {
@@ -629,7 +637,7 @@ impl BillingService {
         };
         if from != to {
             store::touch_tenant(tx, tenant, now).await?;
-            store::audit(tx, tenant, now, &from, to, &tier, event_id).await?;
+            store::audit(tx, tenant, now, &from, to, &tier, None, event_id).await?;
             tracing::info!(%tenant, from, to, tier, event_id, "billing status changed");
         }
         a.billing_status = to.to_string();
@@ -689,6 +697,7 @@ impl BillingService {
             ));
         };
         let to = status_of(&sub.status);
+        let previous = (a.billing_status.clone(), a.subscribed_tier.clone());
         a.customer_id = Some(sub.customer.clone());
         a.subscription_id = Some(sub.id.clone());
         a.subscription_status = Some(sub.status.clone());
@@ -705,6 +714,23 @@ impl BillingService {
             a.billing_status = "pending_payment".into();
         } else {
             self.transition(tx, tenant, a, to, event_id, now).await?;
+        }
+        if previous.0 == to
+            && matches!(to, "active" | "past_due")
+            && previous.1.as_deref().is_some_and(|p| p != tier)
+        {
+            // A plan change: the tier moved, the status did not.
+            store::audit(
+                tx,
+                tenant,
+                now,
+                to,
+                to,
+                &tier,
+                previous.1.as_deref(),
+                event_id,
+            )
+            .await?;
         }
         store::save(tx, tenant, a, event_id, now).await?;
         Ok(format!(
@@ -1032,7 +1058,13 @@ impl BillingService {
             overage_simulations += counts.overage;
             overage_amount_cents += i64::try_from(counts.overage).unwrap_or(i64::MAX) * cents;
         }
+        let (new_subscriptions, upgrades, downgrades, churned) =
+            store::movements(&self.db, period.starts_at()).await?;
         Ok(Revenue {
+            new_subscriptions,
+            upgrades,
+            downgrades,
+            churned,
             mrr_cents: by_tier.iter().map(|t| t.mrr_cents).sum(),
             by_tier,
             tenants_by_status: store::tenants_by_status(&self.db).await?,

@@ -316,10 +316,11 @@ pub async fn touch_tenant(
     Ok(())
 }
 
-/// Appends a billing transition.
+/// Appends a billing transition (or, with `from_tier`, a plan change).
 ///
 /// # Errors
 /// When PostgreSQL fails.
+#[allow(clippy::too_many_arguments)]
 pub async fn audit(
     tx: &mut PlatformTx,
     tenant: TenantId,
@@ -327,17 +328,20 @@ pub async fn audit(
     from: &str,
     to: &str,
     tier: &str,
+    from_tier: Option<&str>,
     event_id: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO platform.billing_audit (tenant_id, at, from_status, to_status, tier, event_id) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO platform.billing_audit \
+           (tenant_id, at, from_status, to_status, tier, from_tier, event_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(tenant.as_uuid())
     .bind(at)
     .bind(from)
     .bind(to)
     .bind(tier)
+    .bind(from_tier)
     .bind(event_id)
     .execute(&mut **tx)
     .await?;
@@ -439,6 +443,31 @@ pub async fn revenue_by_tier(db: &Db) -> Result<Vec<(String, i64, i64, i64)>, sq
          GROUP BY t.name, t.price_cents_per_month, t.sort_order ORDER BY t.sort_order",
     )
     .fetch_all(&db.pool)
+    .await
+}
+
+/// Movements since `since`: `(new subscriptions, upgrades, downgrades, churned)`.
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn movements(db: &Db, since: DateTime<Utc>) -> Result<(i64, i64, i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT \
+           count(*) FILTER (WHERE a.to_status = 'active' \
+                              AND a.from_status IN ('trial', 'pending_payment', 'cancelled')), \
+           count(*) FILTER (WHERE a.from_status = a.to_status \
+                              AND tf.price_cents_per_month < tt.price_cents_per_month), \
+           count(*) FILTER (WHERE a.from_status = a.to_status \
+                              AND tf.price_cents_per_month > tt.price_cents_per_month), \
+           count(*) FILTER (WHERE a.to_status = 'cancelled' \
+                              AND a.from_status IN ('active', 'past_due', 'suspended')) \
+         FROM platform.billing_audit a \
+         LEFT JOIN platform.tiers tf ON tf.name = a.from_tier \
+         LEFT JOIN platform.tiers tt ON tt.name = a.tier \
+         WHERE a.at >= $1",
+    )
+    .bind(since)
+    .fetch_one(&db.pool)
     .await
 }
 

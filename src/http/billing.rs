@@ -176,6 +176,14 @@ pub struct RevenueView {
     pub overage_simulations: u64,
     /// Their price, cents.
     pub overage_amount_cents: i64,
+    /// This period: tenants that started paying.
+    pub new_subscriptions: i64,
+    /// This period: plan changes to a dearer tier.
+    pub upgrades: i64,
+    /// This period: plan changes to a cheaper tier.
+    pub downgrades: i64,
+    /// This period: subscriptions that ended.
+    pub churned: i64,
 }
 
 impl From<Revenue> for RevenueView {
@@ -203,6 +211,10 @@ impl From<Revenue> for RevenueView {
             period: r.period,
             overage_simulations: r.overage_simulations,
             overage_amount_cents: r.overage_amount_cents,
+            new_subscriptions: r.new_subscriptions,
+            upgrades: r.upgrades,
+            downgrades: r.downgrades,
+            churned: r.churned,
         }
     }
 }
@@ -320,7 +332,8 @@ impl RevenueApi {
     /// Revenue
     ///
     /// Monthly recurring revenue by tier, paying and past-due tenants, tenants per billing
-    /// status, overage this period.
+    /// status, overage this period, and this period's new subscriptions, upgrades, downgrades
+    /// and churn.
     #[oai(
         path = "/api/v1/admin/revenue",
         method = "get",

@@ -856,6 +856,10 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
     assert_eq!(rev["mrr_cents"], 49900, "{rev}");
     assert_eq!(rev["paying_tenants"], 1);
     assert_eq!(rev["past_due_tenants"], 0);
+    assert_eq!(rev["new_subscriptions"], 1, "{rev}");
+    assert_eq!(rev["upgrades"], 1, "{rev}");
+    assert_eq!(rev["downgrades"], 0, "{rev}");
+    assert_eq!(rev["churned"], 0, "{rev}");
 
     // Deleting the subscription (period over) → cancelled, back to trial limits.
     let del = b
@@ -868,6 +872,16 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
     assert!(del.status().is_success());
     let view = b.until(&t.token, "cancelled").await;
     assert_eq!(view["tier"], "trial");
+    let rev = b
+        .app
+        .get(
+            "/api/v1/admin/revenue",
+            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        )
+        .await;
+    let rev = rev.ok(200);
+    assert_eq!(rev["mrr_cents"], 0, "{rev}");
+    assert_eq!(rev["churned"], 1, "{rev}");
 }
 
 fn subscription_event(
