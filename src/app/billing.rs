@@ -154,6 +154,28 @@ pub struct Revenue {
     pub churned: i64,
 }
 
+/// One tenant's billing, for platform admins.
+#[derive(Debug, Clone)]
+pub struct TenantBilling {
+    /// The billing row.
+    pub row: store::TenantBillingRow,
+    /// Overage simulations this period.
+    pub overage_simulations: u64,
+    /// Their price, cents.
+    pub overage_amount_cents: i64,
+}
+
+/// The admin billing summary: the revenue figures and a page of per-tenant detail.
+#[derive(Debug, Clone)]
+pub struct BillingSummary {
+    /// Platform-wide figures.
+    pub revenue: Revenue,
+    /// Tenants (by slug) of this page.
+    pub tenants: Vec<TenantBilling>,
+    /// Tenants in all.
+    pub total_tenants: i64,
+}
+
 fn ts(secs: Option<i64>) -> Option<DateTime<Utc>> {
     secs.and_then(|s| Utc.timestamp_opt(s, 0).single())
 }
@@ -1071,6 +1093,42 @@ impl BillingService {
             period: period.key().to_string(),
             overage_simulations,
             overage_amount_cents,
+        })
+    }
+
+    /// The admin billing summary: [`Self::revenue`] and the billing of `limit` tenants (by
+    /// slug) from `offset`, with each one's overage this period.
+    ///
+    /// # Errors
+    /// When PostgreSQL or the quota store fails.
+    pub async fn summary(&self, limit: u32, offset: u32) -> Result<BillingSummary, AppError> {
+        let revenue = self.revenue().await?;
+        let period = self.quotas.current_period();
+        let rows = store::tenant_details(&self.db, i64::from(limit), i64::from(offset)).await?;
+        let mut tenants = Vec::with_capacity(rows.len());
+        for row in rows {
+            let counts = self
+                .quotas
+                .counts_in(TenantId::from_uuid(row.tenant_id), &period)
+                .await
+                .map_err(AppError::internal)?;
+            let cents = self
+                .directory
+                .tiers()
+                .get(&row.tier)
+                .and_then(|t| t.overage_cents_per_simulation)
+                .unwrap_or(0);
+            tenants.push(TenantBilling {
+                overage_amount_cents: i64::try_from(counts.overage).unwrap_or(i64::MAX) * cents,
+                overage_simulations: counts.overage,
+                row,
+            });
+        }
+        let total_tenants = revenue.tenants_by_status.iter().map(|(_, n)| n).sum();
+        Ok(BillingSummary {
+            revenue,
+            tenants,
+            total_tenants,
         })
     }
 

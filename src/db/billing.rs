@@ -512,3 +512,50 @@ pub async fn grace_expired(db: &Db, now: DateTime<Utc>) -> Result<Vec<TenantId>,
     .await?;
     Ok(ids.into_iter().map(TenantId::from_uuid).collect())
 }
+
+/// One tenant's billing row for the admin summary.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantBillingRow {
+    /// Tenant id.
+    pub tenant_id: uuid::Uuid,
+    /// Tenant slug.
+    pub slug: String,
+    /// The tenant's effective tier.
+    pub tier: String,
+    /// Billing status (`trial` when the tenant has no billing row).
+    pub billing_status: String,
+    /// Stripe's subscription status.
+    pub subscription_status: Option<String>,
+    /// Stripe customer id.
+    pub stripe_customer_id: Option<String>,
+    /// End of the current subscription period.
+    pub current_period_end: Option<DateTime<Utc>>,
+    /// Whether the subscription ends with the period.
+    pub cancel_at_period_end: bool,
+    /// `past_due`: the paid tier is kept until then.
+    pub grace_until: Option<DateTime<Utc>>,
+}
+
+/// Per-tenant billing detail, by slug, `limit` rows from `offset`.
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn tenant_details(
+    db: &Db,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<TenantBillingRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT t.id AS tenant_id, t.slug, t.tier, \
+                COALESCE(b.billing_status, 'trial') AS billing_status, b.subscription_status, \
+                b.stripe_customer_id, b.current_period_end, \
+                COALESCE(b.cancel_at_period_end, false) AS cancel_at_period_end, b.grace_until \
+         FROM platform.tenants t \
+         LEFT JOIN platform.billing_accounts b ON b.tenant_id = t.id \
+         ORDER BY t.slug LIMIT $1 OFFSET $2",
+    )
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&db.pool)
+    .await
+}

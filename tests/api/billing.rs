@@ -848,7 +848,7 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
     let rev = b
         .app
         .get(
-            "/api/v1/admin/revenue",
+            "/api/v1/admin/billing/summary",
             &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
         )
         .await;
@@ -860,6 +860,40 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
     assert_eq!(rev["upgrades"], 1, "{rev}");
     assert_eq!(rev["downgrades"], 0, "{rev}");
     assert_eq!(rev["churned"], 0, "{rev}");
+    let tenants = rev["tenants"].as_array().unwrap();
+    assert!(tenants.len() <= 50, "{rev}");
+    let mine = tenants
+        .iter()
+        .find(|x| x["customer_id"] == json!(customer))
+        .unwrap_or_else(|| panic!("{rev}"));
+    assert_eq!(mine["tier"], "professional", "{rev}");
+    assert_eq!(mine["billing_status"], "active", "{rev}");
+    assert_eq!(mine["subscription_status"], "active", "{rev}");
+    assert_eq!(mine["cancel_at_period_end"], false, "{rev}");
+    assert!(mine["current_period_end"].is_string(), "{rev}");
+    assert_eq!(mine["overage_simulations"], 0, "{rev}");
+    assert_eq!(mine["overage_amount_cents"], 0, "{rev}");
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let page = b
+        .app
+        .get(
+            "/api/v1/admin/billing/summary?limit=1",
+            &[("authorization", &admin)],
+        )
+        .await;
+    let page = page.ok(200);
+    assert_eq!(page["tenants"].as_array().unwrap().len(), 1, "{page}");
+    if page["total_tenants"].as_i64().unwrap() > 1 {
+        assert_eq!(page["next_offset"], 1, "{page}");
+    }
+    let too_many = b
+        .app
+        .get(
+            "/api/v1/admin/billing/summary?limit=101",
+            &[("authorization", &admin)],
+        )
+        .await;
+    too_many.problem(422);
 
     // Deleting the subscription (period over) → cancelled, back to trial limits.
     let del = b
@@ -875,7 +909,7 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
     let rev = b
         .app
         .get(
-            "/api/v1/admin/revenue",
+            "/api/v1/admin/billing/summary",
             &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
         )
         .await;
