@@ -783,14 +783,22 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
     let view = b.billing(&t.token).await.ok(200).clone();
     assert_eq!(view["status"], "suspended", "{view}");
     assert_eq!(view["tier"], "trial");
-    b.app
+    let refused = b
+        .app
         .post(
             "/api/v1/simulations",
             &[("x-api-key", &t.keys[0])],
             simulation_body(),
         )
-        .await
-        .problem(402);
+        .await;
+    let detail = refused.problem(402);
+    assert!(detail.contains("suspended"), "{detail}");
+    assert!(detail.contains("/api/v1/billing/portal"), "{detail}");
+    assert_eq!(
+        refused.body["portal"], "/api/v1/billing/portal",
+        "{}",
+        refused.body
+    );
     b.app
         .get("/api/v1/simulations", &[("x-api-key", &t.keys[0])])
         .await
