@@ -190,7 +190,7 @@ fn not_configured() -> AppError {
     AppError::client_status(
         503,
         "billing-not-configured",
-        "billing is not configured on this service (STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRETS are unset)",
+        "billing is not configured on this service (STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET are unset)",
     )
 }
 
