@@ -161,6 +161,7 @@ impl Application {
             Arc::downgrade(&app.key_cache),
         );
         spawn_refusal_flusher(Arc::downgrade(&app));
+        spawn_quota_persister(Arc::downgrade(&app));
         spawn_grace_sweeper(Arc::downgrade(&app));
         let addr = settings.bind_address.clone();
         let acceptor = TcpListener::bind(addr.clone())
@@ -208,6 +209,9 @@ impl Application {
             .run_with_graceful_shutdown(routes, shutdown_signal(), Some(Duration::from_secs(10)))
             .await;
         // The refusals counted since the last flush are written before the process ends.
+        if let Err(err) = self.app.quotas.persist_totals().await {
+            tracing::warn!(error = ?err, "could not copy the quota totals to PostgreSQL");
+        }
         if let Err(err) = self.app.usage.flush_refusals().await {
             tracing::warn!(error = ?err, "could not write the last refused-call counts");
         }
@@ -226,6 +230,22 @@ fn spawn_refusal_flusher(app: std::sync::Weak<App>) {
             let Some(app) = app.upgrade() else { return };
             if let Err(err) = app.usage.flush_refusals().await {
                 tracing::warn!(error = ?err, "could not write refused-call counts");
+            }
+        }
+    });
+}
+
+/// Copies the Redis quota totals into PostgreSQL every minute (`Quotas::persist_totals`), until
+/// the application is dropped.
+fn spawn_quota_persister(app: std::sync::Weak<App>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(app) = app.upgrade() else { return };
+            if let Err(err) = app.quotas.persist_totals().await {
+                tracing::warn!(error = ?err, "could not copy the quota totals to PostgreSQL");
             }
         }
     });

@@ -558,6 +558,15 @@ impl BillingService {
             .await?
             .unwrap_or_else(|| ctx.tenant().clone());
         let usage = self.quotas.period_usage(tenant_id, &tenant.tier).await;
+        // The live counters, or the durable copy in PostgreSQL if higher (Redis keys lost).
+        let durable = crate::db::quota_counters::usage(
+            &self.db,
+            tenant_id,
+            self.quotas.current_period().key(),
+        )
+        .await?
+        .map_or(0, |(_, overage)| overage.max(0) as u64);
+        let overage = usage.overage.max(durable);
         let cents = tenant.tier.overage_cents_per_simulation.unwrap_or(0);
         let invoices = match &a.customer_id {
             None => Vec::new(),
@@ -588,8 +597,8 @@ impl BillingService {
             cancel_at_period_end: a.cancel_at_period_end,
             grace_until: a.grace_until,
             period: usage.period,
-            overage_simulations: usage.overage,
-            overage_amount_cents: i64::try_from(usage.overage).unwrap_or(i64::MAX) * cents,
+            overage_simulations: overage,
+            overage_amount_cents: i64::try_from(overage).unwrap_or(i64::MAX) * cents,
             invoices,
         })
     }
@@ -997,11 +1006,20 @@ impl BillingService {
                 previous.key()
             ));
         }
-        let counts = self
+        // The durable totals (PostgreSQL, copied from Redis every minute), else the live store's.
+        let durable = crate::db::quota_counters::usage(&self.db, tenant, previous.key())
+            .await?
+            .map_or(0, |(_, overage)| overage.max(0) as u64);
+        let live = self
             .quotas
             .counts_in(tenant, &previous)
             .await
-            .map_err(AppError::internal)?;
+            .map_err(AppError::internal)?
+            .overage;
+        let counts = crate::quota::Counts {
+            used: 0,
+            overage: durable.max(live),
+        };
         let tier = a
             .subscribed_tier
             .as_deref()

@@ -167,11 +167,17 @@ fn unique(prefix: &str) -> String {
 }
 
 async fn spawn_billing() -> Billing {
+    spawn_billing_with(None).await
+}
+
+/// [`spawn_billing`] with the quota counters in Redis at `redis_url`.
+async fn spawn_billing_with(redis_url: Option<String>) -> Billing {
     let (base, cap) = spawn_capture().await;
     let secret = unique("whsec_");
     let app = spawn_with(Options {
         stripe_api_base: Some(base.clone()),
         stripe_webhook_secrets: Some(format!("whsec_retired_one,{secret}")),
+        redis_url,
         ..Options::default()
     })
     .await;
@@ -1089,13 +1095,16 @@ async fn webhook_attacks_change_nothing_and_events_apply_once_and_in_order() {
 
 #[tokio::test]
 async fn overage_is_billed_once_per_period_on_the_next_invoice() {
-    let b = spawn_billing().await;
+    // Quota counters in Redis: November's Redis keys are absent (expired), its totals were
+    // copied to PostgreSQL (`Quotas::persist_totals`, written here directly), and the invoice
+    // bills them from there, once.
+    let b = spawn_billing_with(Some("redis://127.0.0.1:6379".into())).await;
     let s = slug();
     let t = b.app.signup(&s).await;
     let customer = b.customer(&t.token, "starter").await;
     let sub = b.subscribe(&customer, "mc_starter_monthly").await;
     b.until(&t.token, "active").await;
-    // November: 1 012 simulations on a 1 000 quota (the quota store's own counters).
+    // November: 1 012 simulations on a 1 000 quota (the durable copy in PostgreSQL).
     let tenant_id = t.body["tenant"]["id"]
         .as_str()
         .unwrap()
