@@ -58,5 +58,6 @@ CREATE TABLE platform.billing_audit (
     from_status text NOT NULL,
     to_status   text NOT NULL,
     tier        text NOT NULL,
+    from_tier   text,                      -- plan changes (from_status = to_status): the tier before
     event_id    text
 );

@@ -22,7 +22,8 @@
 //! | `TRUSTED_PROXIES` | unset | comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` / `Forwarded` names the client |
 //! | `STRIPE_SECRET_KEY` | unset | Stripe secret key (`sk_…`); unset = billing off (billing routes answer 503) |
 //! | `STRIPE_API_BASE` | Stripe | base URL of the Stripe API, e.g. `http://127.0.0.1:8420/` for localstripe |
-//! | `STRIPE_WEBHOOK_SECRETS` | unset | comma-separated webhook signing secrets (`whsec_…`); any one verifies a delivery (rotation); required with `STRIPE_SECRET_KEY` |
+//! | `STRIPE_WEBHOOK_SECRET` | unset | the webhook signing secret (`whsec_…`); this or `STRIPE_WEBHOOK_SECRETS` (or both: their union) is required with `STRIPE_SECRET_KEY` |
+//! | `STRIPE_WEBHOOK_SECRETS` | unset | comma-separated webhook signing secrets (`whsec_…`); any one verifies a delivery (rotation); added to `STRIPE_WEBHOOK_SECRET` |
 //! | `BILLING_GRACE_DAYS` | `7` | days a `past_due` tenant keeps its paid tier before it is suspended |
 //! | `JOB_WORKERS` | CPU cores | background job workers on this instance; `0` = this instance only enqueues |
 //! | `JOB_VISIBILITY_TIMEOUT_MS` | `30000` | a running job whose worker sent no heartbeat for this long is run again (heartbeat every third of it) |
@@ -495,22 +496,31 @@ impl Settings {
     }
 }
 
+/// The webhook signing secrets: `STRIPE_WEBHOOK_SECRET` (one secret, the name Stripe's docs use)
+/// first, then the comma-separated `STRIPE_WEBHOOK_SECRETS` (several, for rotation); either or
+/// both may be set; blanks and repeats are dropped.
+fn webhook_secrets(get: &impl Fn(&str) -> Option<String>) -> Vec<Secret<String>> {
+    let single = get("STRIPE_WEBHOOK_SECRET").unwrap_or_default();
+    let several = get("STRIPE_WEBHOOK_SECRETS").unwrap_or_default();
+    let mut out: Vec<String> = Vec::new();
+    for s in std::iter::once(single.trim()).chain(several.split(',').map(str::trim)) {
+        if !s.is_empty() && !out.iter().any(|o| o == s) {
+            out.push(s.to_string());
+        }
+    }
+    out.into_iter().map(Secret::new).collect()
+}
+
 /// `STRIPE_*`: all or nothing (a key without webhook secrets could take money it never hears of).
 fn billing_settings(
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<Option<BillingSettings>, ConfigError> {
     let key = get("STRIPE_SECRET_KEY").filter(|s| !s.is_empty());
-    let secrets: Vec<Secret<String>> = get("STRIPE_WEBHOOK_SECRETS")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| Secret::new(s.to_string()))
-        .collect();
+    let secrets = webhook_secrets(get);
     let Some(key) = key else {
         if !secrets.is_empty() {
             return Err(ConfigError(
-                "STRIPE_WEBHOOK_SECRETS is set but STRIPE_SECRET_KEY is not: set both or neither"
+                "STRIPE_WEBHOOK_SECRET(S) is set but STRIPE_SECRET_KEY is not: set both or neither"
                     .into(),
             ));
         }
@@ -518,7 +528,7 @@ fn billing_settings(
     };
     if secrets.is_empty() {
         return Err(ConfigError(
-            "STRIPE_SECRET_KEY is set but STRIPE_WEBHOOK_SECRETS is not: webhooks could not be verified".into(),
+            "STRIPE_SECRET_KEY is set but neither STRIPE_WEBHOOK_SECRET nor STRIPE_WEBHOOK_SECRETS is: webhooks could not be verified".into(),
         ));
     }
     let api_base = match get("STRIPE_API_BASE").filter(|s| !s.is_empty()) {
@@ -573,6 +583,47 @@ mod tests {
         assert_eq!(b.api_base.as_deref(), Some("http://127.0.0.1:8420/"));
         assert_eq!(b.grace, chrono::Duration::days(7));
         assert!(!format!("{b:?}").contains("sk_test_x"));
+    }
+
+    #[test]
+    fn webhook_secret_single_and_plural_names() {
+        let key = ("STRIPE_SECRET_KEY", "sk_test_x");
+        let secrets = |pairs: &[(&str, &str)]| -> Vec<String> {
+            settings(pairs)
+                .unwrap()
+                .billing
+                .unwrap()
+                .webhook_secrets
+                .iter()
+                .map(|s| s.expose().clone())
+                .collect()
+        };
+        assert_eq!(
+            secrets(&[key, ("STRIPE_WEBHOOK_SECRET", " whsec_one ")]),
+            ["whsec_one"]
+        );
+        assert_eq!(
+            secrets(&[key, ("STRIPE_WEBHOOK_SECRETS", "whsec_a,whsec_b")]),
+            ["whsec_a", "whsec_b"]
+        );
+        assert_eq!(
+            secrets(&[
+                key,
+                ("STRIPE_WEBHOOK_SECRET", "whsec_new"),
+                ("STRIPE_WEBHOOK_SECRETS", "whsec_old, whsec_new,"),
+            ]),
+            ["whsec_new", "whsec_old"]
+        );
+        // The single name alone still needs the key, and blank values count as unset.
+        assert!(settings(&[("STRIPE_WEBHOOK_SECRET", "whsec_a")]).is_err());
+        assert!(
+            settings(&[
+                key,
+                ("STRIPE_WEBHOOK_SECRET", " "),
+                ("STRIPE_WEBHOOK_SECRETS", ",")
+            ])
+            .is_err()
+        );
     }
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {

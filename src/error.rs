@@ -4,6 +4,10 @@
 
 use std::fmt;
 
+/// The operation that opens a Stripe Billing Portal session (named in the 402 of a suspended
+/// tenant).
+pub const BILLING_PORTAL_PATH: &str = "/api/v1/billing/portal";
+
 /// The service's error.
 ///
 /// `Internal` keeps its cause for the log and shows the caller only the request id.
@@ -33,6 +37,8 @@ pub struct ClientProblem {
     pub retry_after: Option<u64>,
     /// Extra response headers (rate-limit headers on a 429).
     pub headers: Vec<(String, String)>,
+    /// For a 402 of a suspended tenant: the path of the billing portal operation.
+    pub portal: Option<String>,
 }
 
 impl AppError {
@@ -50,6 +56,7 @@ impl AppError {
             policy: None,
             retry_after: None,
             headers: Vec::new(),
+            portal: None,
         }))
     }
 
@@ -66,6 +73,16 @@ impl AppError {
     /// 402: payment required (trial ended).
     pub fn payment_required(detail: impl Into<String>) -> Self {
         Self::client(402, "payment-required", detail)
+    }
+
+    /// 402 because the tenant's billing is suspended; the problem names the portal operation
+    /// (`portal` extension member).
+    pub fn billing_suspended(detail: impl Into<String>) -> Self {
+        let mut err = Self::client(402, "payment-required", detail);
+        if let Self::Client(p) = &mut err {
+            p.portal = Some(BILLING_PORTAL_PATH.into());
+        }
+        err
     }
 
     /// 403: authenticated but not allowed (role, suspended tenant, tier limit).
@@ -108,6 +125,7 @@ impl AppError {
             policy: Some(policy.into()),
             retry_after,
             headers,
+            portal: None,
         }))
     }
 

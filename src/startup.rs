@@ -161,6 +161,7 @@ impl Application {
             Arc::downgrade(&app.key_cache),
         );
         spawn_call_flusher(Arc::downgrade(&app));
+        spawn_quota_persister(Arc::downgrade(&app));
         spawn_grace_sweeper(Arc::downgrade(&app));
         crate::metrics::handle();
         if settings.jobs.workers > 0 {
@@ -212,7 +213,11 @@ impl Application {
         let served = poem::Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown_signal(), Some(Duration::from_secs(10)))
             .await;
-        // The calls counted since the last flush are written before the process ends.
+        // The quota totals and the calls counted since the last flush are written before the
+        // process ends.
+        if let Err(err) = self.app.quotas.persist_totals().await {
+            tracing::warn!(error = ?err, "could not copy the quota totals to PostgreSQL");
+        }
         if let Err(err) = self.app.usage.flush_calls().await {
             tracing::warn!(error = ?err, "could not write the last call counts");
         }
@@ -231,6 +236,22 @@ fn spawn_call_flusher(app: std::sync::Weak<App>) {
             let Some(app) = app.upgrade() else { return };
             if let Err(err) = app.usage.flush_calls().await {
                 tracing::warn!(error = ?err, "could not write call counts");
+            }
+        }
+    });
+}
+
+/// Copies the Redis quota totals into PostgreSQL every minute (`Quotas::persist_totals`), until
+/// the application is dropped.
+fn spawn_quota_persister(app: std::sync::Weak<App>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(app) = app.upgrade() else { return };
+            if let Err(err) = app.quotas.persist_totals().await {
+                tracing::warn!(error = ?err, "could not copy the quota totals to PostgreSQL");
             }
         }
     });

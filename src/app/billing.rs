@@ -144,6 +144,36 @@ pub struct Revenue {
     pub overage_simulations: u64,
     /// Their price, cents.
     pub overage_amount_cents: i64,
+    /// This period: tenants that started paying.
+    pub new_subscriptions: i64,
+    /// This period: plan changes to a dearer tier.
+    pub upgrades: i64,
+    /// This period: plan changes to a cheaper tier.
+    pub downgrades: i64,
+    /// This period: subscriptions that ended.
+    pub churned: i64,
+}
+
+/// One tenant's billing, for platform admins.
+#[derive(Debug, Clone)]
+pub struct TenantBilling {
+    /// The billing row.
+    pub row: store::TenantBillingRow,
+    /// Overage simulations this period.
+    pub overage_simulations: u64,
+    /// Their price, cents.
+    pub overage_amount_cents: i64,
+}
+
+/// The admin billing summary: the revenue figures and a page of per-tenant detail.
+#[derive(Debug, Clone)]
+pub struct BillingSummary {
+    /// Platform-wide figures.
+    pub revenue: Revenue,
+    /// Tenants (by slug) of this page.
+    pub tenants: Vec<TenantBilling>,
+    /// Tenants in all.
+    pub total_tenants: i64,
 }
 
 fn ts(secs: Option<i64>) -> Option<DateTime<Utc>> {
@@ -160,7 +190,7 @@ fn not_configured() -> AppError {
     AppError::client_status(
         503,
         "billing-not-configured",
-        "billing is not configured on this service (STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRETS are unset)",
+        "billing is not configured on this service (STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET are unset)",
     )
 }
 
@@ -528,6 +558,15 @@ impl BillingService {
             .await?
             .unwrap_or_else(|| ctx.tenant().clone());
         let usage = self.quotas.period_usage(tenant_id, &tenant.tier).await;
+        // The live counters, or the durable copy in PostgreSQL if higher (Redis keys lost).
+        let durable = crate::db::quota_counters::usage(
+            &self.db,
+            tenant_id,
+            self.quotas.current_period().key(),
+        )
+        .await?
+        .map_or(0, |(_, overage)| overage.max(0) as u64);
+        let overage = usage.overage.max(durable);
         let cents = tenant.tier.overage_cents_per_simulation.unwrap_or(0);
         let invoices = match &a.customer_id {
             None => Vec::new(),
@@ -558,8 +597,8 @@ impl BillingService {
             cancel_at_period_end: a.cancel_at_period_end,
             grace_until: a.grace_until,
             period: usage.period,
-            overage_simulations: usage.overage,
-            overage_amount_cents: i64::try_from(usage.overage).unwrap_or(i64::MAX) * cents,
+            overage_simulations: overage,
+            overage_amount_cents: i64::try_from(overage).unwrap_or(i64::MAX) * cents,
             invoices,
         })
     }
@@ -629,7 +668,7 @@ impl BillingService {
         };
         if from != to {
             store::touch_tenant(tx, tenant, now).await?;
-            store::audit(tx, tenant, now, &from, to, &tier, event_id).await?;
+            store::audit(tx, tenant, now, &from, to, &tier, None, event_id).await?;
             tracing::info!(%tenant, from, to, tier, event_id, "billing status changed");
         }
         a.billing_status = to.to_string();
@@ -689,6 +728,7 @@ impl BillingService {
             ));
         };
         let to = status_of(&sub.status);
+        let previous = (a.billing_status.clone(), a.subscribed_tier.clone());
         a.customer_id = Some(sub.customer.clone());
         a.subscription_id = Some(sub.id.clone());
         a.subscription_status = Some(sub.status.clone());
@@ -705,6 +745,23 @@ impl BillingService {
             a.billing_status = "pending_payment".into();
         } else {
             self.transition(tx, tenant, a, to, event_id, now).await?;
+        }
+        if previous.0 == to
+            && matches!(to, "active" | "past_due")
+            && previous.1.as_deref().is_some_and(|p| p != tier)
+        {
+            // A plan change: the tier moved, the status did not.
+            store::audit(
+                tx,
+                tenant,
+                now,
+                to,
+                to,
+                &tier,
+                previous.1.as_deref(),
+                event_id,
+            )
+            .await?;
         }
         store::save(tx, tenant, a, event_id, now).await?;
         Ok(format!(
@@ -949,11 +1006,20 @@ impl BillingService {
                 previous.key()
             ));
         }
-        let counts = self
+        // The durable totals (PostgreSQL, copied from Redis every minute), else the live store's.
+        let durable = crate::db::quota_counters::usage(&self.db, tenant, previous.key())
+            .await?
+            .map_or(0, |(_, overage)| overage.max(0) as u64);
+        let live = self
             .quotas
             .counts_in(tenant, &previous)
             .await
-            .map_err(AppError::internal)?;
+            .map_err(AppError::internal)?
+            .overage;
+        let counts = crate::quota::Counts {
+            used: 0,
+            overage: durable.max(live),
+        };
         let tier = a
             .subscribed_tier
             .as_deref()
@@ -1032,13 +1098,55 @@ impl BillingService {
             overage_simulations += counts.overage;
             overage_amount_cents += i64::try_from(counts.overage).unwrap_or(i64::MAX) * cents;
         }
+        let (new_subscriptions, upgrades, downgrades, churned) =
+            store::movements(&self.db, period.starts_at()).await?;
         Ok(Revenue {
+            new_subscriptions,
+            upgrades,
+            downgrades,
+            churned,
             mrr_cents: by_tier.iter().map(|t| t.mrr_cents).sum(),
             by_tier,
             tenants_by_status: store::tenants_by_status(&self.db).await?,
             period: period.key().to_string(),
             overage_simulations,
             overage_amount_cents,
+        })
+    }
+
+    /// The admin billing summary: [`Self::revenue`] and the billing of `limit` tenants (by
+    /// slug) from `offset`, with each one's overage this period.
+    ///
+    /// # Errors
+    /// When PostgreSQL or the quota store fails.
+    pub async fn summary(&self, limit: u32, offset: u32) -> Result<BillingSummary, AppError> {
+        let revenue = self.revenue().await?;
+        let period = self.quotas.current_period();
+        let rows = store::tenant_details(&self.db, i64::from(limit), i64::from(offset)).await?;
+        let mut tenants = Vec::with_capacity(rows.len());
+        for row in rows {
+            let counts = self
+                .quotas
+                .counts_in(TenantId::from_uuid(row.tenant_id), &period)
+                .await
+                .map_err(AppError::internal)?;
+            let cents = self
+                .directory
+                .tiers()
+                .get(&row.tier)
+                .and_then(|t| t.overage_cents_per_simulation)
+                .unwrap_or(0);
+            tenants.push(TenantBilling {
+                overage_amount_cents: i64::try_from(counts.overage).unwrap_or(i64::MAX) * cents,
+                overage_simulations: counts.overage,
+                row,
+            });
+        }
+        let total_tenants = revenue.tenants_by_status.iter().map(|(_, n)| n).sum();
+        Ok(BillingSummary {
+            revenue,
+            tenants,
+            total_tenants,
         })
     }
 

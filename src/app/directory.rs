@@ -107,6 +107,7 @@ impl TenantDirectory {
             overage_enabled: r.overage_enabled,
             created_at: r.created_at,
             billing_grace_until: r.billing_grace_until,
+            billing_suspended: r.billing_suspended,
         })
     }
 

@@ -239,6 +239,15 @@ impl SimulationService {
         mut input: SimulationInput,
     ) -> Result<Prepared, AppError> {
         let tenant = ctx.tenant();
+        if tenant.billing_suspended && tenant.trial_ended(self.clock.now()) {
+            return Err(AppError::billing_suspended(format!(
+                "billing of tenant {:?} is suspended: a payment failed and the grace period is over; \
+                 an owner or admin can pay the open invoice in the Stripe Billing Portal \
+                 (POST {} gives its URL; see the `portal` member), and simulations run again once it is paid",
+                tenant.slug.as_str(),
+                crate::error::BILLING_PORTAL_PATH
+            )));
+        }
         if tenant.trial_ended(self.clock.now()) {
             return Err(AppError::payment_required(format!(
                 "the trial of tenant {:?} ended at {}; choose a paid tier to keep running simulations",

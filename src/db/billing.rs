@@ -316,10 +316,11 @@ pub async fn touch_tenant(
     Ok(())
 }
 
-/// Appends a billing transition.
+/// Appends a billing transition (or, with `from_tier`, a plan change).
 ///
 /// # Errors
 /// When PostgreSQL fails.
+#[allow(clippy::too_many_arguments)]
 pub async fn audit(
     tx: &mut PlatformTx,
     tenant: TenantId,
@@ -327,17 +328,20 @@ pub async fn audit(
     from: &str,
     to: &str,
     tier: &str,
+    from_tier: Option<&str>,
     event_id: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO platform.billing_audit (tenant_id, at, from_status, to_status, tier, event_id) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO platform.billing_audit \
+           (tenant_id, at, from_status, to_status, tier, from_tier, event_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(tenant.as_uuid())
     .bind(at)
     .bind(from)
     .bind(to)
     .bind(tier)
+    .bind(from_tier)
     .bind(event_id)
     .execute(&mut **tx)
     .await?;
@@ -442,6 +446,31 @@ pub async fn revenue_by_tier(db: &Db) -> Result<Vec<(String, i64, i64, i64)>, sq
     .await
 }
 
+/// Movements since `since`: `(new subscriptions, upgrades, downgrades, churned)`.
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn movements(db: &Db, since: DateTime<Utc>) -> Result<(i64, i64, i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT \
+           count(*) FILTER (WHERE a.to_status = 'active' \
+                              AND a.from_status IN ('trial', 'pending_payment', 'cancelled')), \
+           count(*) FILTER (WHERE a.from_status = a.to_status \
+                              AND tf.price_cents_per_month < tt.price_cents_per_month), \
+           count(*) FILTER (WHERE a.from_status = a.to_status \
+                              AND tf.price_cents_per_month > tt.price_cents_per_month), \
+           count(*) FILTER (WHERE a.to_status = 'cancelled' \
+                              AND a.from_status IN ('active', 'past_due', 'suspended')) \
+         FROM platform.billing_audit a \
+         LEFT JOIN platform.tiers tf ON tf.name = a.from_tier \
+         LEFT JOIN platform.tiers tt ON tt.name = a.tier \
+         WHERE a.at >= $1",
+    )
+    .bind(since)
+    .fetch_one(&db.pool)
+    .await
+}
+
 /// Tenants per billing status (tenants without a billing row count as `trial`).
 ///
 /// # Errors
@@ -482,4 +511,51 @@ pub async fn grace_expired(db: &Db, now: DateTime<Utc>) -> Result<Vec<TenantId>,
     .fetch_all(&db.pool)
     .await?;
     Ok(ids.into_iter().map(TenantId::from_uuid).collect())
+}
+
+/// One tenant's billing row for the admin summary.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantBillingRow {
+    /// Tenant id.
+    pub tenant_id: uuid::Uuid,
+    /// Tenant slug.
+    pub slug: String,
+    /// The tenant's effective tier.
+    pub tier: String,
+    /// Billing status (`trial` when the tenant has no billing row).
+    pub billing_status: String,
+    /// Stripe's subscription status.
+    pub subscription_status: Option<String>,
+    /// Stripe customer id.
+    pub stripe_customer_id: Option<String>,
+    /// End of the current subscription period.
+    pub current_period_end: Option<DateTime<Utc>>,
+    /// Whether the subscription ends with the period.
+    pub cancel_at_period_end: bool,
+    /// `past_due`: the paid tier is kept until then.
+    pub grace_until: Option<DateTime<Utc>>,
+}
+
+/// Per-tenant billing detail, by slug, `limit` rows from `offset`.
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn tenant_details(
+    db: &Db,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<TenantBillingRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT t.id AS tenant_id, t.slug, t.tier, \
+                COALESCE(b.billing_status, 'trial') AS billing_status, b.subscription_status, \
+                b.stripe_customer_id, b.current_period_end, \
+                COALESCE(b.cancel_at_period_end, false) AS cancel_at_period_end, b.grace_until \
+         FROM platform.tenants t \
+         LEFT JOIN platform.billing_accounts b ON b.tenant_id = t.id \
+         ORDER BY t.slug LIMIT $1 OFFSET $2",
+    )
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&db.pool)
+    .await
 }

@@ -83,3 +83,31 @@ pub async fn usage(
     .fetch_optional(&db.pool)
     .await
 }
+
+/// Raises the stored counters of a tenant in a period to at least `(used, overage)` (copies of
+/// the Redis counters; never lowers them).
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn persist(
+    db: &Db,
+    tenant: TenantId,
+    period: &str,
+    used: i64,
+    overage: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO platform.quota_counters AS c (tenant_id, period, used, overage) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, period) DO UPDATE \
+            SET used = GREATEST(c.used, EXCLUDED.used), \
+                overage = GREATEST(c.overage, EXCLUDED.overage)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(period)
+    .bind(used)
+    .bind(overage)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}

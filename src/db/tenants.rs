@@ -41,13 +41,18 @@ pub struct TenantRecord {
     pub created_at: DateTime<Utc>,
     /// Billing: `past_due` until then (`platform.billing_accounts`), else `None`.
     pub billing_grace_until: Option<DateTime<Utc>>,
+    /// Billing: `suspended` (grace over or unpaid).
+    pub billing_suspended: bool,
 }
 
 const SELECT: &str = "SELECT id, slug, display_name, schema_name, tier, status, trial_ends_at, \
                       overage_enabled, created_at, \
                       (SELECT b.grace_until FROM platform.billing_accounts b \
                         WHERE b.tenant_id = platform.tenants.id AND b.billing_status = 'past_due') \
-                        AS billing_grace_until \
+                        AS billing_grace_until, \
+                      EXISTS (SELECT 1 FROM platform.billing_accounts b \
+                        WHERE b.tenant_id = platform.tenants.id AND b.billing_status = 'suspended') \
+                        AS billing_suspended \
                       FROM platform.tenants";
 
 fn record(row: &sqlx::postgres::PgRow) -> Result<TenantRecord, AppError> {
@@ -65,6 +70,7 @@ fn record(row: &sqlx::postgres::PgRow) -> Result<TenantRecord, AppError> {
         overage_enabled: row.try_get("overage_enabled")?,
         created_at: row.try_get("created_at")?,
         billing_grace_until: row.try_get("billing_grace_until")?,
+        billing_suspended: row.try_get("billing_suspended")?,
     })
 }
 

@@ -63,6 +63,8 @@ pub struct Tenant {
     pub created_at: DateTime<Utc>,
     /// Billing: a payment failed and the paid tier is kept until then (`past_due`).
     pub billing_grace_until: Option<DateTime<Utc>>,
+    /// Billing: `suspended` (grace over or unpaid): simulations answer 402 naming the portal.
+    pub billing_suspended: bool,
 }
 
 impl Tenant {

@@ -1,16 +1,17 @@
 //! Billing: the tenant's subscription (`/api/v1/billing…`, owner or admin), the platform's
-//! revenue (`/api/v1/admin/revenue`), and Stripe's webhook (`POST /webhooks/stripe`, a plain
+//! billing summary (`/api/v1/admin/billing/summary`), and Stripe's webhook (`POST /webhooks/stripe`, a plain
 //! route outside the OpenAPI document: Stripe signs it, no tenant credentials).
 
 use super::payload::{ApiJson, BodyLimit, Json};
 use super::security::{AdminAuth, UserAuth};
 use super::tags::ApiTags;
 use crate::app::App;
-use crate::app::billing::{BillingOverview, Revenue};
+use crate::app::billing::{BillingOverview, BillingSummary, TenantBilling};
 use crate::{ok_response, problem_responses};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem::{IntoResponse, Request, Response, handler};
+use poem_openapi::param::Query;
 use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 use std::sync::Arc;
@@ -157,9 +158,55 @@ pub struct StatusCount {
     pub tenants: i64,
 }
 
-/// The platform's revenue.
+/// One tenant's billing (admin view).
 #[derive(Object, Debug)]
-pub struct RevenueView {
+pub struct TenantBillingView {
+    /// Tenant id.
+    pub tenant_id: uuid::Uuid,
+    /// Tenant slug.
+    pub slug: String,
+    /// Effective tier.
+    pub tier: String,
+    /// Billing status: `trial`, `pending_payment`, `active`, `past_due`, `suspended`,
+    /// `cancelled`.
+    pub billing_status: String,
+    /// Stripe's subscription status, if subscribed.
+    pub subscription_status: Option<String>,
+    /// Stripe customer id (`cus_…`), once created.
+    pub customer_id: Option<String>,
+    /// End of the current subscription period.
+    pub current_period_end: Option<DateTime<Utc>>,
+    /// The subscription ends with the current period.
+    pub cancel_at_period_end: bool,
+    /// While `past_due`: the paid tier is kept until then.
+    pub grace_until: Option<DateTime<Utc>>,
+    /// Overage simulations this period.
+    pub overage_simulations: u64,
+    /// Their price, cents.
+    pub overage_amount_cents: i64,
+}
+
+impl From<TenantBilling> for TenantBillingView {
+    fn from(t: TenantBilling) -> Self {
+        Self {
+            tenant_id: t.row.tenant_id,
+            slug: t.row.slug,
+            tier: t.row.tier,
+            billing_status: t.row.billing_status,
+            subscription_status: t.row.subscription_status,
+            customer_id: t.row.stripe_customer_id,
+            current_period_end: t.row.current_period_end,
+            cancel_at_period_end: t.row.cancel_at_period_end,
+            grace_until: t.row.grace_until,
+            overage_simulations: t.overage_simulations,
+            overage_amount_cents: t.overage_amount_cents,
+        }
+    }
+}
+
+/// The platform's billing: revenue figures and a page of per-tenant detail.
+#[derive(Object, Debug)]
+pub struct BillingSummaryView {
     /// Monthly recurring revenue, cents.
     pub mrr_cents: i64,
     /// Per paid tier.
@@ -176,11 +223,33 @@ pub struct RevenueView {
     pub overage_simulations: u64,
     /// Their price, cents.
     pub overage_amount_cents: i64,
+    /// This period: tenants that started paying.
+    pub new_subscriptions: i64,
+    /// This period: plan changes to a dearer tier.
+    pub upgrades: i64,
+    /// This period: plan changes to a cheaper tier.
+    pub downgrades: i64,
+    /// This period: subscriptions that ended.
+    pub churned: i64,
+    /// Tenants in all.
+    pub total_tenants: i64,
+    /// Per-tenant billing, by slug: `limit` tenants from `offset`.
+    pub tenants: Vec<TenantBillingView>,
+    /// The next page's `offset`, absent on the last page.
+    pub next_offset: Option<u32>,
 }
 
-impl From<Revenue> for RevenueView {
-    fn from(r: Revenue) -> Self {
+impl BillingSummaryView {
+    fn of(s: BillingSummary, offset: u32) -> Self {
+        let shown = u32::try_from(s.tenants.len()).unwrap_or(u32::MAX);
+        let next_offset = offset.saturating_add(shown);
+        let next_offset =
+            (shown > 0 && i64::from(next_offset) < s.total_tenants).then_some(next_offset);
+        let r = s.revenue;
         Self {
+            total_tenants: s.total_tenants,
+            tenants: s.tenants.into_iter().map(Into::into).collect(),
+            next_offset,
             mrr_cents: r.mrr_cents,
             paying_tenants: r.by_tier.iter().map(|t| t.active).sum(),
             past_due_tenants: r.by_tier.iter().map(|t| t.past_due).sum(),
@@ -203,6 +272,10 @@ impl From<Revenue> for RevenueView {
             period: r.period,
             overage_simulations: r.overage_simulations,
             overage_amount_cents: r.overage_amount_cents,
+            new_subscriptions: r.new_subscriptions,
+            upgrades: r.upgrades,
+            downgrades: r.downgrades,
+            churned: r.churned,
         }
     }
 }
@@ -213,7 +286,7 @@ ok_response!(
     RedirectUrl,
     "Send the customer to this Stripe-hosted page."
 );
-ok_response!(RevenueOk, RevenueView, "Revenue figures.");
+ok_response!(SummaryOk, BillingSummaryView, "Billing summary.");
 
 problem_responses!(BillingError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, Conflict = 409, Invalid = 422, Unavailable = 503 });
 
@@ -307,28 +380,46 @@ impl BillingApi {
     }
 }
 
-problem_responses!(RevenueError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, Unavailable = 503 });
+problem_responses!(SummaryError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, Invalid = 422, Unavailable = 503 });
 
-/// Platform revenue (admin).
-pub struct RevenueApi {
+fn default_summary_limit() -> u32 {
+    50
+}
+
+/// Platform billing summary (admin).
+pub struct BillingSummaryApi {
     /// The application.
     pub app: Arc<App>,
 }
 
 #[OpenApi(tag = "ApiTags::Admin")]
-impl RevenueApi {
-    /// Revenue
+impl BillingSummaryApi {
+    /// Billing summary
     ///
     /// Monthly recurring revenue by tier, paying and past-due tenants, tenants per billing
-    /// status, overage this period.
+    /// status, overage this period, this period's new subscriptions, upgrades, downgrades and
+    /// churn, and per-tenant billing detail (by slug, at most 100 tenants a page; follow
+    /// `next_offset`).
     #[oai(
-        path = "/api/v1/admin/revenue",
+        path = "/api/v1/admin/billing/summary",
         method = "get",
-        operation_id = "adminRevenue"
+        operation_id = "adminBillingSummary"
     )]
-    async fn revenue(&self, _admin: AdminAuth) -> Result<RevenueOk, RevenueError> {
-        let r = self.app.billing.revenue().await?;
-        Ok(RevenueOk::Ok(Json(r.into())))
+    async fn summary(
+        &self,
+        _admin: AdminAuth,
+        /// Tenants per page, 1–100.
+        #[oai(
+            default = "default_summary_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u32>,
+        /// Tenants to skip (`next_offset` of the previous page).
+        #[oai(default)]
+        offset: Query<u32>,
+    ) -> Result<SummaryOk, SummaryError> {
+        let s = self.app.billing.summary(limit.0, offset.0).await?;
+        Ok(SummaryOk::Ok(Json(BillingSummaryView::of(s, offset.0))))
     }
 }
 

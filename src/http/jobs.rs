@@ -110,6 +110,7 @@ fn problem_view(p: &JobProblem, id: JobId) -> Problem {
         request_id: None,
         field: p.field.clone(),
         policy: p.policy.clone(),
+        portal: None,
     }
 }
 

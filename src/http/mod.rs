@@ -44,7 +44,7 @@ pub type Apis = (
     usage::UsageApi,
     admin::AdminApi,
     billing::BillingApi,
-    billing::RevenueApi,
+    billing::BillingSummaryApi,
     health::HealthApi,
 );
 
@@ -59,7 +59,7 @@ pub fn service(app: Arc<App>) -> OpenApiService<Contract<Apis>, ()> {
             usage::UsageApi { app: app.clone() },
             admin::AdminApi { app: app.clone() },
             billing::BillingApi { app: app.clone() },
-            billing::RevenueApi { app: app.clone() },
+            billing::BillingSummaryApi { app: app.clone() },
             health::HealthApi { app },
         )),
         "Monte Carlo Portfolio Simulation API",

@@ -49,6 +49,12 @@ pub struct Problem {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub policy: Option<String>,
+    /// For a 402 because the tenant's billing is suspended (a payment failed and the grace
+    /// period is over): the operation to call for a Stripe Billing Portal session, where the
+    /// owner or an admin pays (`POST /api/v1/billing/portal`).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub portal: Option<String>,
 }
 
 /// Payload wrapper that serialises a [`Problem`] as `application/problem+json`.
@@ -122,6 +128,7 @@ pub fn problem_of(err: &AppError) -> Problem {
             request_id: None,
             field: p.field.clone(),
             policy: p.policy.clone(),
+            portal: p.portal.clone(),
         },
         AppError::Internal(cause) => {
             tracing::error!(error = %error_chain(cause.as_ref()), "internal error");
@@ -134,6 +141,7 @@ pub fn problem_of(err: &AppError) -> Problem {
                 request_id: None,
                 field: None,
                 policy: None,
+                portal: None,
             }
         }
         AppError::Unavailable(what) => {
@@ -147,6 +155,7 @@ pub fn problem_of(err: &AppError) -> Problem {
                 request_id: None,
                 field: None,
                 policy: None,
+                portal: None,
             }
         }
     })
@@ -263,6 +272,7 @@ pub fn problem_from_poem_error(err: &poem::Error) -> (Problem, Vec<(String, Stri
             request_id: None,
             field: None,
             policy: None,
+            portal: None,
         }),
         Vec::new(),
     )

@@ -164,6 +164,10 @@ pub struct Quotas {
     concurrency: concurrency::ConcurrencyLimiter,
     login: LoginThrottle,
     tiers: Arc<TierCatalog>,
+    /// With Redis: PostgreSQL, where [`Quotas::persist_totals`] copies the counters.
+    db: Db,
+    /// With Redis: tenants that consumed since the last [`Quotas::persist_totals`].
+    seen: std::sync::Mutex<std::collections::HashSet<TenantId>>,
 }
 
 impl Quotas {
@@ -201,7 +205,7 @@ impl Quotas {
                 );
                 (r.clone(), Some(r))
             }
-            None => (Arc::new(PgQuotaStore::new(db)), None),
+            None => (Arc::new(PgQuotaStore::new(db.clone())), None),
         };
         Self {
             login: LoginThrottle::new(opts.login, clock.clone()),
@@ -212,6 +216,8 @@ impl Quotas {
             burst: burst::BurstLimiters::default(),
             concurrency: concurrency::ConcurrencyLimiter::default(),
             tiers,
+            db,
+            seen: std::sync::Mutex::default(),
         }
     }
 
@@ -257,6 +263,12 @@ impl Quotas {
         let now = self.clock.now();
         let period = Period::containing(now);
         let overage_allowed = overage_enabled && tier.allows_overage();
+        if self.redis.is_some() {
+            self.seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(tenant_id);
+        }
         let outcome = self
             .store
             .consume(
@@ -386,6 +398,58 @@ impl Quotas {
         period: &Period,
     ) -> Result<Counts, StoreError> {
         self.store.usage(tenant_id, period).await
+    }
+
+    /// With Redis: copies the current and previous period's counters of every tenant that
+    /// consumed since the last call from Redis into `platform.quota_counters` (monotone:
+    /// `GREATEST`), so the totals outlive the Redis keys (billing reads them). Without Redis the
+    /// counters already live there: nothing to do. Returns the tenants copied; a tenant whose
+    /// copy failed is kept for the next call.
+    ///
+    /// # Errors
+    /// When Redis or PostgreSQL fails (the tenants not yet copied are kept).
+    pub async fn persist_totals(&self) -> Result<usize, crate::error::AppError> {
+        if self.redis.is_none() {
+            return Ok(0);
+        }
+        let tenants: Vec<TenantId> = self
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        let current = self.current_period();
+        let previous = Period::containing(current.starts_at() - chrono::Duration::seconds(1));
+        for (i, tenant) in tenants.iter().enumerate() {
+            let copy = async || -> Result<(), crate::error::AppError> {
+                for period in [&previous, &current] {
+                    let c = self
+                        .store
+                        .usage(*tenant, period)
+                        .await
+                        .map_err(crate::error::AppError::internal)?;
+                    if c.used > 0 || c.overage > 0 {
+                        crate::db::quota_counters::persist(
+                            &self.db,
+                            *tenant,
+                            period.key(),
+                            i64::try_from(c.used).unwrap_or(i64::MAX),
+                            i64::try_from(c.overage).unwrap_or(i64::MAX),
+                        )
+                        .await?;
+                    }
+                }
+                Ok(())
+            };
+            if let Err(e) = copy().await {
+                self.seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(tenants[i..].iter().copied());
+                return Err(e);
+            }
+        }
+        Ok(tenants.len())
     }
 
     /// The login and signup throttle.

@@ -745,3 +745,34 @@ fn lockout_is_per_address_and_doubles_while_the_account_gets_a_progressive_delay
         "success reset the pair"
     );
 }
+
+/// With Redis, `persist_totals` copies the counters of the tenants seen into PostgreSQL,
+/// monotonically; they survive the Redis keys (a fresh prefix stands for expired keys).
+#[tokio::test]
+async fn redis_totals_are_persisted_to_postgres() {
+    let db = TestDb::new().await;
+    let q = quotas(config(Some(SHARED_REDIS)), &db.db, system_clock()).await;
+    let paid = tier("starter", Some(3), Some(5));
+    let t = db.tenant("starter").await;
+    for _ in 0..5 {
+        q.consume_simulation(t, &paid, true).await.unwrap();
+    }
+    assert_eq!(q.persist_totals().await.unwrap(), 1);
+    let period = q.current_period();
+    let row = crate::db::quota_counters::usage(&db.db, t, period.key())
+        .await
+        .unwrap();
+    assert_eq!(row, Some((5, 2)));
+    // Nothing seen since: nothing copied.
+    assert_eq!(q.persist_totals().await.unwrap(), 0);
+    // The Redis keys gone (another prefix): a lower live count never lowers the durable row.
+    let fresh = quotas(config(Some(SHARED_REDIS)), &db.db, system_clock()).await;
+    fresh.consume_simulation(t, &paid, true).await.unwrap();
+    assert_eq!(fresh.counts_in(t, &period).await.unwrap().used, 1);
+    assert_eq!(fresh.persist_totals().await.unwrap(), 1);
+    let row = crate::db::quota_counters::usage(&db.db, t, period.key())
+        .await
+        .unwrap();
+    assert_eq!(row, Some((5, 2)));
+    db.drop_db().await;
+}

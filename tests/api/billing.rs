@@ -167,11 +167,17 @@ fn unique(prefix: &str) -> String {
 }
 
 async fn spawn_billing() -> Billing {
+    spawn_billing_with(None).await
+}
+
+/// [`spawn_billing`] with the quota counters in Redis at `redis_url`.
+async fn spawn_billing_with(redis_url: Option<String>) -> Billing {
     let (base, cap) = spawn_capture().await;
     let secret = unique("whsec_");
     let app = spawn_with(Options {
         stripe_api_base: Some(base.clone()),
         stripe_webhook_secrets: Some(format!("whsec_retired_one,{secret}")),
+        redis_url,
         ..Options::default()
     })
     .await;
@@ -783,14 +789,22 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
     let view = b.billing(&t.token).await.ok(200).clone();
     assert_eq!(view["status"], "suspended", "{view}");
     assert_eq!(view["tier"], "trial");
-    b.app
+    let refused = b
+        .app
         .post(
             "/api/v1/simulations",
             &[("x-api-key", &t.keys[0])],
             simulation_body(),
         )
-        .await
-        .problem(402);
+        .await;
+    let detail = refused.problem(402);
+    assert!(detail.contains("suspended"), "{detail}");
+    assert!(detail.contains("/api/v1/billing/portal"), "{detail}");
+    assert_eq!(
+        refused.body["portal"], "/api/v1/billing/portal",
+        "{}",
+        refused.body
+    );
     b.app
         .get("/api/v1/simulations", &[("x-api-key", &t.keys[0])])
         .await
@@ -848,7 +862,7 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
     let rev = b
         .app
         .get(
-            "/api/v1/admin/revenue",
+            "/api/v1/admin/billing/summary",
             &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
         )
         .await;
@@ -856,6 +870,44 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
     assert_eq!(rev["mrr_cents"], 49900, "{rev}");
     assert_eq!(rev["paying_tenants"], 1);
     assert_eq!(rev["past_due_tenants"], 0);
+    assert_eq!(rev["new_subscriptions"], 1, "{rev}");
+    assert_eq!(rev["upgrades"], 1, "{rev}");
+    assert_eq!(rev["downgrades"], 0, "{rev}");
+    assert_eq!(rev["churned"], 0, "{rev}");
+    let tenants = rev["tenants"].as_array().unwrap();
+    assert!(tenants.len() <= 50, "{rev}");
+    let mine = tenants
+        .iter()
+        .find(|x| x["customer_id"] == json!(customer))
+        .unwrap_or_else(|| panic!("{rev}"));
+    assert_eq!(mine["tier"], "professional", "{rev}");
+    assert_eq!(mine["billing_status"], "active", "{rev}");
+    assert_eq!(mine["subscription_status"], "active", "{rev}");
+    assert_eq!(mine["cancel_at_period_end"], false, "{rev}");
+    assert!(mine["current_period_end"].is_string(), "{rev}");
+    assert_eq!(mine["overage_simulations"], 0, "{rev}");
+    assert_eq!(mine["overage_amount_cents"], 0, "{rev}");
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let page = b
+        .app
+        .get(
+            "/api/v1/admin/billing/summary?limit=1",
+            &[("authorization", &admin)],
+        )
+        .await;
+    let page = page.ok(200);
+    assert_eq!(page["tenants"].as_array().unwrap().len(), 1, "{page}");
+    if page["total_tenants"].as_i64().unwrap() > 1 {
+        assert_eq!(page["next_offset"], 1, "{page}");
+    }
+    let too_many = b
+        .app
+        .get(
+            "/api/v1/admin/billing/summary?limit=101",
+            &[("authorization", &admin)],
+        )
+        .await;
+    too_many.problem(422);
 
     // Deleting the subscription (period over) → cancelled, back to trial limits.
     let del = b
@@ -868,6 +920,16 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
     assert!(del.status().is_success());
     let view = b.until(&t.token, "cancelled").await;
     assert_eq!(view["tier"], "trial");
+    let rev = b
+        .app
+        .get(
+            "/api/v1/admin/billing/summary",
+            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        )
+        .await;
+    let rev = rev.ok(200);
+    assert_eq!(rev["mrr_cents"], 0, "{rev}");
+    assert_eq!(rev["churned"], 1, "{rev}");
 }
 
 fn subscription_event(
@@ -1033,13 +1095,16 @@ async fn webhook_attacks_change_nothing_and_events_apply_once_and_in_order() {
 
 #[tokio::test]
 async fn overage_is_billed_once_per_period_on_the_next_invoice() {
-    let b = spawn_billing().await;
+    // Quota counters in Redis: November's Redis keys are absent (expired), its totals were
+    // copied to PostgreSQL (`Quotas::persist_totals`, written here directly), and the invoice
+    // bills them from there, once.
+    let b = spawn_billing_with(Some("redis://127.0.0.1:6379".into())).await;
     let s = slug();
     let t = b.app.signup(&s).await;
     let customer = b.customer(&t.token, "starter").await;
     let sub = b.subscribe(&customer, "mc_starter_monthly").await;
     b.until(&t.token, "active").await;
-    // November: 1 012 simulations on a 1 000 quota (the quota store's own counters).
+    // November: 1 012 simulations on a 1 000 quota (the durable copy in PostgreSQL).
     let tenant_id = t.body["tenant"]["id"]
         .as_str()
         .unwrap()
