@@ -284,7 +284,7 @@ fn spawn_grace_sweeper(app: std::sync::Weak<App>) {
 pub async fn sync_catalog(settings: Settings) -> Result<Vec<String>, String> {
     if settings.billing.is_none() {
         return Err(
-            "billing is not configured: set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRETS (and STRIPE_API_BASE for localstripe)"
+            "billing is not configured: set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET(S) (and STRIPE_API_BASE for localstripe)"
                 .into(),
         );
     }

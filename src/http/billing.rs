@@ -160,6 +160,7 @@ pub struct StatusCount {
 
 /// One tenant's billing (admin view).
 #[derive(Object, Debug)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TenantBillingView {
     /// Tenant id.
     pub tenant_id: uuid::Uuid,
@@ -206,6 +207,7 @@ impl From<TenantBilling> for TenantBillingView {
 
 /// The platform's billing: revenue figures and a page of per-tenant detail.
 #[derive(Object, Debug)]
+#[oai(skip_serializing_if_is_none)]
 pub struct BillingSummaryView {
     /// Monthly recurring revenue, cents.
     pub mrr_cents: i64,
