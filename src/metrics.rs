@@ -195,7 +195,7 @@ pub fn job_started(job: &crate::db::jobs::ClaimedJob) {
 }
 
 /// A worker ended a job attempt.
-pub fn job_finished(outcome: crate::app::job_worker::Outcome, elapsed: Duration) {
+pub fn job_finished(outcome: crate::domain::job::AttemptOutcome, elapsed: Duration) {
     gauge!("mc_job_workers_busy").decrement(1.0);
     counter!("mc_job_attempts_total", "outcome" => outcome.as_str()).increment(1);
     histogram!("mc_job_run_seconds").record(elapsed.as_secs_f64());

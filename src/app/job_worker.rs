@@ -16,40 +16,13 @@ use crate::db::TenantContext;
 use crate::db::jobs::{self as job_rows, AttemptEnd, ClaimedJob};
 use crate::db::simulations as simulation_rows;
 use crate::domain::TenantStatus;
+pub use crate::domain::job::AttemptOutcome as Outcome;
 use crate::domain::job::JobProblem;
 use crate::domain::simulation::SimulationInput;
 use crate::error::AppError;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-
-/// How a finished attempt went (for logs and metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Stored.
-    Succeeded,
-    /// Will be retried or requeued.
-    Retried,
-    /// Failed for good.
-    Failed,
-    /// Cancelled by its tenant.
-    Cancelled,
-    /// Another worker holds it now.
-    LeaseLost,
-}
-
-impl Outcome {
-    /// Label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Retried => "retried",
-            Outcome::Failed => "failed",
-            Outcome::Cancelled => "cancelled",
-            Outcome::LeaseLost => "lease_lost",
-        }
-    }
-}
 
 /// Starts `n` worker loops and the listener for `job_queued` / `job_cancel`. The loops end
 /// when the application is dropped.

@@ -121,3 +121,31 @@ impl Job {
         Some(self.read_at + chrono::Duration::milliseconds(remaining.min(1e12) as i64))
     }
 }
+
+/// How a finished attempt went (for logs and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Stored.
+    Succeeded,
+    /// Will be retried or requeued.
+    Retried,
+    /// Failed for good.
+    Failed,
+    /// Cancelled by its tenant.
+    Cancelled,
+    /// Another worker holds it now.
+    LeaseLost,
+}
+
+impl AttemptOutcome {
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Succeeded => "succeeded",
+            AttemptOutcome::Retried => "retried",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Cancelled => "cancelled",
+            AttemptOutcome::LeaseLost => "lease_lost",
+        }
+    }
+}
