@@ -160,9 +160,7 @@ impl Application {
             Arc::downgrade(&app.directory),
             Arc::downgrade(&app.key_cache),
         );
-        spawn_call_flusher(Arc::downgrade(&app));
-        spawn_quota_persister(Arc::downgrade(&app));
-        spawn_grace_sweeper(Arc::downgrade(&app));
+        spawn_background_tasks(&app);
         crate::metrics::handle();
         if settings.jobs.workers > 0 {
             crate::app::job_worker::spawn(&app, settings.jobs.workers, app_url.clone());
@@ -225,54 +223,63 @@ impl Application {
     }
 }
 
-/// Writes the calls counted in memory every `CALL_FLUSH_INTERVAL`, until the
-/// application is dropped.
-fn spawn_call_flusher(app: std::sync::Weak<App>) {
+/// Runs `task` every `every` until the application is dropped or `task` answers `false`; a
+/// late tick is delayed, not bunched.
+fn spawn_periodic<F, Fut>(app: std::sync::Weak<App>, every: Duration, task: F)
+where
+    F: Fn(Arc<App>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(crate::app::usage::CALL_FLUSH_INTERVAL);
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let Some(app) = app.upgrade() else { return };
+            if !task(app).await {
+                return;
+            }
+        }
+    });
+}
+
+/// The background tasks of an instance: the usage log written every `CALL_FLUSH_INTERVAL`, the
+/// Redis quota totals copied into PostgreSQL every minute (`Quotas::persist_totals`), and, with
+/// billing on, `past_due` tenants whose grace ended suspended every minute.
+fn spawn_background_tasks(app: &Arc<App>) {
+    spawn_periodic(
+        Arc::downgrade(app),
+        crate::app::usage::CALL_FLUSH_INTERVAL,
+        |app| async move {
             if let Err(err) = app.usage.flush_calls().await {
                 tracing::warn!(error = ?err, "could not write call counts");
             }
-        }
-    });
-}
-
-/// Copies the Redis quota totals into PostgreSQL every minute (`Quotas::persist_totals`), until
-/// the application is dropped.
-fn spawn_quota_persister(app: std::sync::Weak<App>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let Some(app) = app.upgrade() else { return };
+            true
+        },
+    );
+    spawn_periodic(
+        Arc::downgrade(app),
+        Duration::from_secs(60),
+        |app| async move {
             if let Err(err) = app.quotas.persist_totals().await {
                 tracing::warn!(error = ?err, "could not copy the quota totals to PostgreSQL");
             }
-        }
-    });
-}
-
-/// Suspends `past_due` tenants whose grace period ended, every minute (billing only).
-fn spawn_grace_sweeper(app: std::sync::Weak<App>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let Some(app) = app.upgrade() else { return };
+            true
+        },
+    );
+    spawn_periodic(
+        Arc::downgrade(app),
+        Duration::from_secs(60),
+        |app| async move {
             if !app.billing.enabled() {
-                return;
+                return false;
             }
             if let Err(err) = app.billing.expire_grace().await {
                 tracing::warn!(error = ?err, "could not apply expired billing grace periods");
             }
-        }
-    });
+            true
+        },
+    );
 }
 
 /// `montecarlo-platform billing sync-catalog`: creates or checks the Stripe products and plans
