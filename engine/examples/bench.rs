@@ -214,13 +214,24 @@ fn precision(which: &str) {
             ("median+p5", vec![goal(0.5, 0.001), goal(0.05, 0.005)]),
         ] {
             let mut secs = Vec::new();
-            for method in ["mc", "antithetic", "rqmc", "rqmc+cv"] {
+            // "rqmc-cholesky" and "rqmc-pca": RQMC with the Cholesky or
+            // principal-component mixing instead of the default
+            // portfolio-first one (engine::qmc::QmcFactor), and "rqmc-d<k>"
+            // with the first k dimensions from Sobol points (d21201: all).
+            let methods = std::env::var("METHODS").unwrap_or_else(|_| {
+                "mc antithetic rqmc rqmc+cv rqmc-cholesky rqmc-pca rqmc-d21201".to_string()
+            });
+            for method in methods.split_whitespace() {
                 let mut spec = base.clone();
                 spec.seed = base.seed + 1; // independent of the reference
                 spec.paths = 4_096;
                 match method {
                     "antithetic" => spec.antithetic = true,
+                    m if m.starts_with("rqmc-") => {
+                        spec.sampling = Sampling::Rqmc { scramblings: 16 }
+                    }
                     "rqmc" => spec.sampling = Sampling::Rqmc { scramblings: 16 },
+                    "rqmc8" => spec.sampling = Sampling::Rqmc { scramblings: 8 },
                     "rqmc+cv" => {
                         spec.sampling = Sampling::Rqmc { scramblings: 16 };
                         spec.control_variate = true;
@@ -228,6 +239,14 @@ fn precision(which: &str) {
                     _ => {}
                 }
                 let sim = Simulation::new(spec).expect("valid spec");
+                let sim = match method {
+                    "rqmc-cholesky" => sim.with_qmc_factor(engine::qmc::QmcFactor::Cholesky),
+                    "rqmc-pca" => sim.with_qmc_factor(engine::qmc::QmcFactor::Pca),
+                    m if m.starts_with("rqmc-d") => {
+                        sim.with_qmc_sobol_dims(m[6..].parse().expect("rqmc-d<dims>"))
+                    }
+                    _ => sim,
+                };
                 let target = PrecisionTarget {
                     goals: goals.clone(),
                     max_paths: 10_000_000,
@@ -282,11 +301,15 @@ fn precision(which: &str) {
                     iv.p5.half_width() / p.p5,
                 );
             }
+            let ratios: Vec<String> = methods
+                .split_whitespace()
+                .zip(&secs)
+                .skip(1)
+                .map(|(m, s)| format!("mc/{m}={:.2}", secs[0] / s))
+                .collect();
             println!(
-                "case={name} goals={goals_name} mode=ratios basis=cpu mc/antithetic={:.2} mc/rqmc={:.2} mc/rqmc+cv={:.2}",
-                secs[0] / secs[1],
-                secs[0] / secs[2],
-                secs[0] / secs[3]
+                "case={name} goals={goals_name} mode=ratios basis=cpu {}",
+                ratios.join(" ")
             );
         }
     }

@@ -316,8 +316,10 @@ impl Shocks for BootstrapShocks<'_> {
 
 /// Randomised QMC shocks (see [`crate::qmc`]): at the start of every
 /// block, each lane's scrambled Sobol point becomes normals and, through the
-/// Brownian bridge, the step shocks of the whole horizon; the steps are then
-/// correlated and exponentiated like the pseudo-random ones.
+/// Brownian bridge, each factor's increments over the whole horizon, which
+/// the mixing matrix `A` ([`crate::qmc::QmcFactor`]; `A Aᵀ` the per-step
+/// covariance) turns into the assets' correlated shocks; the steps then get
+/// their drift and are exponentiated like the pseudo-random ones.
 struct QmcShocks<'a> {
     isa: Isa,
     plan: &'a QmcPlan,
@@ -335,6 +337,8 @@ struct QmcShocks<'a> {
     xi: Vec<Lanes>,
     /// Bridge values of one factor.
     w: Vec<Lanes>,
+    /// One step's factor increments while they are mixed.
+    mixed: Vec<Lanes>,
     pad: Vec<f64>,
     /// Student-t: χ² sampler and ν − 2.
     student: Option<(ChiSquared, f64)>,
@@ -347,7 +351,7 @@ impl<'a> QmcShocks<'a> {
         let sobol = sobol();
         let nf = sim.n_factors;
         let steps = sim.total_steps as usize;
-        let ds = plan.dims.min(sobol.dims);
+        let ds = plan.sobol_dims.min(plan.dims).min(sobol.dims);
         QmcShocks {
             isa,
             plan,
@@ -360,6 +364,7 @@ impl<'a> QmcShocks<'a> {
             raw_lanes: vec![[0; LANES]; ds],
             xi: vec![[0.0; LANES]; plan.dims],
             w: vec![[0.0; LANES]; steps],
+            mixed: vec![[0.0; LANES]; nf],
             pad: vec![0.0; plan.dims - ds],
             student: match &sim.model {
                 Model::StudentT { dof } => Some((ChiSquared::new(*dof), dof - 2.0)),
@@ -452,6 +457,22 @@ impl Shocks for QmcShocks<'_> {
                 self.z[s * nf + i] = d;
             }
         }
+        // Mix the factors' increments into the assets' shocks, `A z` per
+        // step (full matrix, each sum in `j` order from 0.0).
+        let a = &self.plan.factor;
+        for zs in self.z.chunks_exact_mut(nf) {
+            self.mixed.copy_from_slice(zs);
+            for (i, out) in zs.iter_mut().enumerate() {
+                let row = &a[i * nf..(i + 1) * nf];
+                let mut acc = [0.0; LANES];
+                for (c, zj) in row.iter().zip(self.mixed.iter()) {
+                    for q in 0..LANES {
+                        acc[q] = c.mul_add(zj[q], acc[q]);
+                    }
+                }
+                *out = acc;
+            }
+        }
         self.cursor = 0;
         self.ctrl = [0.0; LANES];
     }
@@ -473,7 +494,14 @@ impl Shocks for QmcShocks<'_> {
         } else {
             None
         };
-        correlate(sim, x, scales);
+        // The shocks were mixed in `reset`: only the drift (and the
+        // Student-t scale) remain.
+        for (k, xs) in x.chunks_exact_mut(nf).enumerate() {
+            let sc = scales.map(|s| &s[k]);
+            for (xi, &a) in xs.iter_mut().zip(&sim.log_drift) {
+                finish_row(xi, a, sc);
+            }
+        }
         if sim.cv {
             accumulate_control(sim, x, &mut self.ctrl);
         }

@@ -6,7 +6,7 @@
 use crate::SpecError;
 use crate::linalg::cholesky_psd;
 use crate::planning::{GlidePath, Inflation, WithdrawalStrategy};
-use crate::qmc::{MAX_QMC_DIMENSIONS, QmcPlan};
+use crate::qmc::{MAX_QMC_DIMENSIONS, QmcFactor, QmcPlan, mixing_matrix};
 
 /// Maximum number of assets in one simulation.
 pub const MAX_ASSETS: usize = 50;
@@ -194,7 +194,10 @@ pub enum Sampling {
     /// points (Joe & Kuo 2008 direction numbers), Owen-scrambled (nested
     /// uniform scrambling in Burley's 2020 hashed form), normals by the
     /// inverse normal CDF, paths built by a Brownian bridge so the first
-    /// coordinates carry most of the variance. `scramblings` independent
+    /// coordinates carry most of the variance, the first factor being the
+    /// portfolio's own return; the bridge's first (about yearly) points
+    /// come from the Sobol points, the rest are pseudo-random (still
+    /// unbiased). `scramblings` independent
     /// scramblings run interleaved (path `p` belongs to scrambling
     /// `p mod scramblings`, point `p div scramblings` of it), and every
     /// interval comes from the spread between them. See [`crate::qmc`].
@@ -1067,7 +1070,7 @@ impl Simulation {
             Inflation::Stochastic { .. } | Inflation::Historical { .. } => Cpi::Factor,
         };
 
-        let qmc = qmc_plan(&spec, nf, total_steps)?;
+        let qmc = qmc_plan(&spec, nf, total_steps, &shock_matrix, &weights)?;
         let cv = if spec.control_variate {
             if historical_model {
                 return Err(SpecError::ControlVariateNotSupported);
@@ -1097,6 +1100,28 @@ impl Simulation {
             cv,
             spec,
         })
+    }
+
+    /// The same simulation with another RQMC mixing matrix (see
+    /// [`QmcFactor`]); pseudo-random runs are unchanged. For the precision
+    /// benchmark's comparison only, not part of the stable API.
+    #[doc(hidden)]
+    pub fn with_qmc_factor(mut self, kind: QmcFactor) -> Simulation {
+        if let Some(q) = &mut self.qmc {
+            q.factor = mixing_matrix(kind, &self.shock_matrix, self.n_factors, &self.weights);
+        }
+        self
+    }
+
+    /// The same simulation with only the first `k` RQMC dimensions (in
+    /// bridge order) from Sobol points and the rest pseudo-random. For the
+    /// precision benchmark's comparison only, not part of the stable API.
+    #[doc(hidden)]
+    pub fn with_qmc_sobol_dims(mut self, k: usize) -> Simulation {
+        if let Some(q) = &mut self.qmc {
+            q.sobol_dims = k.clamp(1, q.dims.min(crate::qmc::SOBOL_DIMENSIONS));
+        }
+        self
     }
 
     /// Work of the run: paths × assets × total steps (asset-steps).
@@ -1170,6 +1195,8 @@ fn qmc_plan(
     spec: &SimulationSpec,
     factors: usize,
     steps: u64,
+    shock_matrix: &[f64],
+    weights: &[f64],
 ) -> Result<Option<QmcPlan>, SpecError> {
     let Sampling::Rqmc { scramblings } = spec.sampling else {
         return Ok(None);
@@ -1200,5 +1227,7 @@ fn qmc_plan(
         scramblings,
         dims as usize,
         steps as usize,
+        mixing_matrix(QmcFactor::default(), shock_matrix, factors, weights),
+        (spec.horizon_years as usize).next_power_of_two(),
     )))
 }

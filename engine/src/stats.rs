@@ -54,7 +54,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::ENGINE_VERSION;
 use crate::control::{Progress, RunControl, RunError};
 use crate::intervals::{
-    Interval, normal_quantile, order_stat_ranks, replicate_interval, student_t_quantile, wilson,
+    Interval, normal_quantile, order_stat_ranks, replicate_interval, replicate_mean_interval,
+    replicate_se, student_t_quantile, wilson,
 };
 use crate::kernel::{ChunkOut, LANES, simulate_chunk};
 use crate::order::{OrderScratch, order_stats};
@@ -428,10 +429,12 @@ pub enum IntervalMethod {
     #[default]
     OrderStatistics,
     /// Randomised QMC: the spread of the estimates of `replicates`
-    /// independent scramblings, with a Student-t quantile. Measured
-    /// coverage of nominal 95 % intervals: percentiles 94–97 %; the mean of
-    /// a skewed quantity (lognormal, σ√T ≈ 0.45) only 90.5–93 % (the
-    /// scramblings' means are right-skewed), about 95 % when nearly linear.
+    /// independent scramblings, with a Student-t quantile; for means
+    /// corrected for the skewness of the scramblings' means (Johnson 1978,
+    /// in Hall's 1992 monotone form), so an interval may reach further up
+    /// than down. Measured coverage of nominal 95 % intervals: percentiles
+    /// 94–97 %; the mean of a skewed quantity (lognormal, σ√T ≈ 0.45)
+    /// 94.1–95.5 % (89.7–93.4 % with the plain t-interval used before).
     Replicates {
         /// Number of scramblings.
         replicates: u32,
@@ -783,6 +786,8 @@ fn replicate_estimates<const K: usize>(
 struct ColStats<const K: usize> {
     mean: f64,
     mean_iv: Interval,
+    /// Under RQMC, the replicate standard error of the mean (else NaN).
+    mean_se: f64,
     br: [Bracket; K],
     iv: [Interval; K],
 }
@@ -821,6 +826,7 @@ fn col_stats<const K: usize>(
     let n = col.len();
     let m = mean(col);
     let mut reps = reps;
+    let mut mean_se = f64::NAN;
     let mean_iv = match ctx.mode {
         Mode::Iid => Interval::around(
             m,
@@ -832,7 +838,8 @@ fn col_stats<const K: usize>(
                 reps = Some(replicate_estimates(col, r, probs, q, ctx.cancelled)?);
             }
             let means = &reps.as_ref().unwrap_or_else(|| unreachable!()).means;
-            replicate_interval(m, means, t)
+            mean_se = replicate_se(means);
+            replicate_mean_interval(m, means, t)
         }
     };
     let iid = matches!(ctx.mode, Mode::Iid);
@@ -892,6 +899,7 @@ fn col_stats<const K: usize>(
     Some(ColStats {
         mean: m,
         mean_iv,
+        mean_se,
         br,
         iv,
     })
@@ -1026,7 +1034,7 @@ impl Simulation {
             mean: t_mean,
             std_dev: t_sd,
             std_error: match ctx.mode {
-                Mode::Replicates { t, .. } => last.mean_iv.half_width() / t,
+                Mode::Replicates { .. } => last.mean_se,
                 _ => t_se,
             },
             percentiles: yearly[years - 1].percentiles.clone(),
@@ -1034,7 +1042,9 @@ impl Simulation {
             mean_interval: match ctx.mode {
                 Mode::Iid => Interval::around(t_mean, ctx.z * t_se),
                 Mode::Exact => Interval::around(t_mean, 0.0),
-                Mode::Replicates { .. } => Interval::around(t_mean, last.mean_iv.half_width()),
+                // The band's (skew-corrected, asymmetric) interval, moved
+                // onto `t_mean` should the two sums differ in rounding.
+                Mode::Replicates { .. } => last.mean_iv.map(|x| x + (t_mean - last.mean)),
             },
             percentile_intervals: PercentileIntervals::from_array(last.iv),
         };
@@ -1158,8 +1168,8 @@ impl Simulation {
                         mean(&by) - beta * (mean(&bc) - mu_mean)
                     })
                     .collect();
-                let iv = replicate_interval(cv_mean, &est, t);
-                (iv.half_width() / t, iv)
+                let iv = replicate_mean_interval(cv_mean, &est, t);
+                (replicate_se(&est), iv)
             }
             _ => {
                 let se = std_dev(&resid, mean(&resid)) / (resid.len() as f64).sqrt();

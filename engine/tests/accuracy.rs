@@ -103,7 +103,11 @@ fn rqmc_narrows_the_intervals_at_the_same_path_count() {
     let q = Simulation::new(rqmc(one_asset(n, 3), 16)).unwrap().run();
     let hw = |r: &SimulationResult| r.terminal.percentile_intervals.p50.half_width();
     assert!(hw(&q) * 10.0 < hw(&mc), "RQMC {} vs MC {}", hw(&q), hw(&mc));
-    assert!(q.terminal.mean_interval.half_width() * 3.0 < mc.terminal.mean_interval.half_width());
+    // The mean's standard error falls more than 3× (measured 6.4×); its
+    // interval less (2.5×): under RQMC it is widened upwards for the
+    // right-skewed scramblings' means (see `replicate_mean_interval`).
+    assert!(q.terminal.std_error * 3.0 < mc.terminal.std_error);
+    assert!(q.terminal.mean_interval.half_width() * 2.0 < mc.terminal.mean_interval.half_width());
 }
 
 #[test]

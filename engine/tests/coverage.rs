@@ -44,19 +44,13 @@ fn coverage(
         .collect()
 }
 
-/// The required band, [0.93, 0.97], except for the mean under RQMC (see
-/// [`rqmc_replicate_intervals_cover`]): [0.90, 0.97].
+/// The required band, [0.93, 0.97].
 fn assert_coverage(label: &str, got: &[(String, f64)]) {
     println!("{label}: {got:?}");
     for (name, c) in got {
-        let low = if label.starts_with("RQMC") && name == "mean" {
-            0.90
-        } else {
-            0.93
-        };
         assert!(
-            (low..=0.97).contains(c),
-            "{label} {name}: coverage {c} outside [{low}, 0.97]"
+            (0.93..=0.97).contains(c),
+            "{label} {name}: coverage {c} outside [0.93, 0.97]"
         );
     }
 }
@@ -100,18 +94,19 @@ fn independent_paths_intervals_cover() {
 }
 
 /// Plain RQMC (16 scramblings of 256 points): percentiles are the mean of
-/// the scramblings' Hazen percentiles. The **mean** of this skewed
-/// lognormal (σ√T = 0.45) is a known weak spot: its replicate t-interval
-/// was measured to cover 90.5–93.3 % for 8–32 scramblings of 32–256 points
-/// (95–96 % for a nearly linear integrand, σ = 0.01), because the
-/// scramblings' means are right-skewed; it is held to [0.90, 0.97] here and
-/// the limitation is documented on [`IntervalMethod::Replicates`].
+/// the scramblings' Hazen percentiles. The scramblings' means of this
+/// skewed lognormal (σ√T = 0.45) are right-skewed: their plain t-interval
+/// covered only 89.7–93.4 % (4 000 seeds, 8–64 scramblings of 32–256
+/// points, `examples/coverage_study.rs`), the skew-corrected interval now
+/// used (Johnson 1978 in Hall's 1992 form) 94.1–95.5 %; 94.1 % for
+/// these 1 000 seeds. 1 000 seeds (binomial SE 0.7 points) so that the
+/// band [0.93, 0.97] holds with a margin.
 #[test]
 fn rqmc_replicate_intervals_cover() {
     let mean = S0 * (MU * T).exp();
     let (q50, q5) = (quantile(0.5), quantile(0.05));
     let got = coverage(
-        400,
+        1_000,
         |seed| {
             let mut s = single_asset(MU, SIGMA, 5, 4, 16 * 256, 50_000 + seed);
             s.sampling = Sampling::Rqmc { scramblings: 16 };
