@@ -41,9 +41,10 @@
 //!   log of the terminal value is `wᵀ Σ_s r_s` plus second-order terms, so
 //!   its first-order part depends on Sobol dimension 0 alone. With the
 //!   Cholesky factor, dimension 0 carried asset 0's shock only: for the
-//!   benchmark's 10-asset case (a) the ±0.1 % median took 4× the paths
-//!   under plain principal components and 8–16× under Cholesky (measured,
-//!   `bench precision`; see the README's precision benchmark).
+//!   benchmark's 10-asset case (a) the ±0.1 % median took 8× the paths
+//!   under plain principal components (131 k) and 16× under Cholesky
+//!   (262 k) than with this factor (16 k; measured, `bench precision`, see
+//!   the README's precision benchmark).
 //! * **Sobol dimensions**: only the first `B` bridge values
 //!   of every factor come from the Sobol point, `B` the horizon in years
 //!   rounded up to a power of two (32 for 30 years: the bridge's first 32
@@ -54,9 +55,9 @@
 //!   estimate stays unbiased and the scramblings stay independent
 //!   replicates; only the variance reduction is confined to the first `B`
 //!   bridge levels. Those carry nearly all of it: in case (a) the median
-//!   reached ±0.1 % with the same or fewer paths as with all 3 600
-//!   dimensions from Sobol points, at less than half the cost per path
-//!   (measured).
+//!   reached ±0.1 % at 16 k paths, where all 3 600 dimensions from Sobol
+//!   points had not yet (that run stopped at 65 k), at about half the
+//!   cost per path (measured).
 //! * Dimensions beyond the table (21 201) are padded with pseudo-random
 //!   normals of the chunk's generator, as is the Student-t model's χ²
 //!   mixing variable (Owen's "padding"; unbiasedness is kept).
