@@ -9,7 +9,9 @@ use crate::clock::SharedClock;
 use crate::db::audit::AuditEvent;
 use crate::db::users::{self, UserRecord};
 use crate::db::{Db, TenantContext};
-use crate::domain::{Client, DisplayName, Email, Password, Principal, Role, Tenant, TenantSlug, UserId};
+use crate::domain::{
+    Client, DisplayName, Email, Password, Principal, Role, Tenant, TenantSlug, UserId,
+};
 use crate::error::AppError;
 use crate::quota::Quotas;
 use std::sync::Arc;

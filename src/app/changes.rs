@@ -6,8 +6,8 @@
 use super::directory::TenantDirectory;
 use super::key_cache::{KeyCache, parse_hex_hash};
 use super::session_cache::SessionCache;
-use crate::db::sessions::{SESSION_REVOKED_CHANNEL, USER_CHANGED_CHANNEL};
 use crate::db::listen::{Heard, spawn_listener};
+use crate::db::sessions::{SESSION_REVOKED_CHANNEL, USER_CHANGED_CHANNEL};
 use crate::db::tenants::{API_KEY_CHANGED_CHANNEL, TENANT_CHANGED_CHANNEL, TIERS_CHANGED_CHANNEL};
 use std::sync::Weak;
 
@@ -47,7 +47,8 @@ pub fn spawn(
                         }
                     }
                     Heard::Notification { channel, payload }
-                        if channel == SESSION_REVOKED_CHANNEL || channel == USER_CHANGED_CHANNEL =>
+                        if channel == SESSION_REVOKED_CHANNEL
+                            || channel == USER_CHANGED_CHANNEL =>
                     {
                         let applied = sessions.as_ref().is_none_or(|s| {
                             if channel == SESSION_REVOKED_CHANNEL {

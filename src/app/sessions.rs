@@ -281,7 +281,10 @@ impl SessionService {
                 client,
                 AuditEvent {
                     target: &target,
-                    ..event("auth.login_refused", serde_json::json!({"reason": "deactivated"}))
+                    ..event(
+                        "auth.login_refused",
+                        serde_json::json!({"reason": "deactivated"}),
+                    )
                 },
             )
             .await?;
@@ -417,18 +420,35 @@ impl SessionService {
                 named.source
             ))
         };
-        let tenant = self.directory.by_slug(&named.slug).await?.ok_or_else(unknown)?;
-        super::auth::check_status(&tenant)?;
+        let tenant = self
+            .directory
+            .by_slug(&named.slug)
+            .await?
+            .ok_or_else(unknown)?;
+        if tenant.status == TenantStatus::Suspended {
+            return Err(AppError::forbidden(format!(
+                "tenant {:?} is suspended; contact the platform administrators",
+                tenant.slug.as_str()
+            )));
+        }
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = self.clock.now();
         let mut tx = begin_pre_auth(&self.db, &tenant).await?;
-        let p = sessions::presented(&mut tx, &hash).await?.ok_or_else(unknown)?;
+        let p = sessions::presented(&mut tx, &hash)
+            .await?
+            .ok_or_else(unknown)?;
         if p.revoked {
             return Err(ended());
         }
         if p.rotated {
-            sessions::revoke(&mut tx, p.session, None, EndReason::RefreshReuse.as_str(), now)
-                .await?;
+            sessions::revoke(
+                &mut tx,
+                p.session,
+                None,
+                EndReason::RefreshReuse.as_str(),
+                now,
+            )
+            .await?;
             record_from(
                 &mut tx,
                 client,
@@ -505,7 +525,10 @@ impl SessionService {
         user: UserId,
     ) -> Result<UserState, AppError> {
         let epoch = self.cache.epoch();
-        let state = match (self.cache.session_revoked(session), self.cache.user(tenant.id, user)) {
+        let state = match (
+            self.cache.session_revoked(session),
+            self.cache.user(tenant.id, user),
+        ) {
             (Some(true), _) => return Err(ended()),
             (Some(false), Some(state)) => state,
             (Some(false), None) => {
@@ -519,7 +542,9 @@ impl SessionService {
                 let (revoked, state) = sessions::auth_state(&self.db, tenant, session, user)
                     .await?
                     .ok_or_else(|| {
-                        AppError::unauthorized("bearer token names an unknown session; sign in again")
+                        AppError::unauthorized(
+                            "bearer token names an unknown session; sign in again",
+                        )
                     })?;
                 self.cache.put_session(session, revoked, epoch);
                 self.cache.put_user(tenant.id, user, state, epoch);
@@ -573,9 +598,9 @@ impl SessionService {
         reason: EndReason,
         action: &str,
     ) -> Result<Option<bool>, AppError> {
-        let (user, _) = ctx
-            .user()
-            .ok_or_else(|| AppError::forbidden("sessions belong to signed-in users, not API keys"))?;
+        let (user, _) = ctx.user().ok_or_else(|| {
+            AppError::forbidden("sessions belong to signed-in users, not API keys")
+        })?;
         let now = self.clock.now();
         let mut tx = ctx.begin(&self.db).await?;
         let outcome = sessions::revoke(&mut tx, id, Some(user), reason.as_str(), now).await?;
@@ -605,9 +630,9 @@ impl SessionService {
     /// # Errors
     /// 403 for an API key.
     pub async fn list(&self, ctx: &TenantContext) -> Result<Vec<SessionRecord>, AppError> {
-        let (user, _) = ctx
-            .user()
-            .ok_or_else(|| AppError::forbidden("sessions belong to signed-in users, not API keys"))?;
+        let (user, _) = ctx.user().ok_or_else(|| {
+            AppError::forbidden("sessions belong to signed-in users, not API keys")
+        })?;
         let mut tx = ctx.begin(&self.db).await?;
         let list = sessions::list_live(&mut tx, user, self.clock.now()).await?;
         tx.commit().await?;

@@ -223,7 +223,9 @@ impl TeamService {
             return Err(last_owner("removed"));
         }
         users::set_status(&mut tx, id, UserStatus::Removed).await?;
-        let (ended, keys) = self.end_access(&mut tx, id, EndReason::Removed, now).await?;
+        let (ended, keys) = self
+            .end_access(&mut tx, id, EndReason::Removed, now)
+            .await?;
         record(
             &mut tx,
             ctx,
@@ -295,7 +297,10 @@ impl TeamService {
     ///
     /// # Errors
     /// When PostgreSQL fails.
-    pub async fn list(&self, ctx: &TenantContext) -> Result<Vec<(UserRecord, UserState)>, AppError> {
+    pub async fn list(
+        &self,
+        ctx: &TenantContext,
+    ) -> Result<Vec<(UserRecord, UserState)>, AppError> {
         let mut tx = ctx.begin(&self.db).await?;
         let list = users::list_with_state(&mut tx).await?;
         tx.commit().await?;

@@ -257,7 +257,9 @@ impl TwoFactorService {
         let mut tx = ctx.begin(&self.db).await?;
         let row = users::totp_for_update(&mut tx, user).await?;
         let Some(secret) = row.secret else {
-            return Err(AppError::conflict("two-factor authentication is not enabled"));
+            return Err(AppError::conflict(
+                "two-factor authentication is not enabled",
+            ));
         };
         if users::team_requires_two_factor(&mut tx).await? {
             return Err(AppError::forbidden(
@@ -330,7 +332,12 @@ impl TwoFactorService {
         }
         let now = self.clock.now();
         let mut tx = ctx.begin(&self.db).await?;
-        if required && users::totp_for_update(&mut tx, user).await?.secret.is_none() {
+        if required
+            && users::totp_for_update(&mut tx, user)
+                .await?
+                .secret
+                .is_none()
+        {
             return Err(AppError::conflict(
                 "enable two-factor authentication for yourself before requiring it for the team",
             ));
@@ -367,6 +374,9 @@ mod tests {
         assert_eq!(t.check("287082", 59 + 90), None);
         let code = recovery_code().unwrap();
         assert_eq!(code.len(), 19);
-        assert_eq!(recovery_hash(&code), recovery_hash(&code.to_lowercase().replace('-', " ")));
+        assert_eq!(
+            recovery_hash(&code),
+            recovery_hash(&code.to_lowercase().replace('-', " "))
+        );
     }
 }

@@ -70,12 +70,14 @@ pub async fn insert(
     .bind(&session.user_agent)
     .execute(tx.conn())
     .await?;
-    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)")
-        .bind(token_hash.as_slice())
-        .bind(session.id.as_uuid())
-        .bind(session.created_at)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)",
+    )
+    .bind(token_hash.as_slice())
+    .bind(session.id.as_uuid())
+    .bind(session.created_at)
+    .execute(tx.conn())
+    .await?;
     Ok(())
 }
 
@@ -146,12 +148,14 @@ pub async fn rotate(
         .bind(now)
         .execute(tx.conn())
         .await?;
-    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)")
-        .bind(new_hash.as_slice())
-        .bind(session.as_uuid())
-        .bind(now)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)",
+    )
+    .bind(new_hash.as_slice())
+    .bind(session.as_uuid())
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
     sqlx::query(
         "UPDATE sessions SET last_used_at = $2, expires_at = $3, \
          ip = COALESCE($4, ip), user_agent = COALESCE($5, user_agent) WHERE id = $1",

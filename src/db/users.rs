@@ -179,7 +179,9 @@ pub async fn list_with_state(tx: &mut TenantTx) -> Result<Vec<(UserRecord, UserS
     )))
     .fetch_all(tx.conn())
     .await?;
-    rows.iter().map(|r| Ok((record(r)?, state_of(r)?))).collect()
+    rows.iter()
+        .map(|r| Ok((record(r)?, state_of(r)?)))
+        .collect()
 }
 
 /// A user that is not removed, with their state, locked until the transaction ends.
@@ -368,7 +370,11 @@ pub async fn totp_for_update(tx: &mut TenantTx, id: UserId) -> Result<TotpRow, A
 ///
 /// # Errors
 /// When PostgreSQL fails.
-pub async fn set_totp_pending(tx: &mut TenantTx, id: UserId, secret: &[u8]) -> Result<(), AppError> {
+pub async fn set_totp_pending(
+    tx: &mut TenantTx,
+    id: UserId,
+    secret: &[u8],
+) -> Result<(), AppError> {
     sqlx::query("UPDATE users SET totp_pending = $2 WHERE id = $1")
         .bind(id.as_uuid())
         .bind(secret)

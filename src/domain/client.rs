@@ -50,7 +50,10 @@ mod tests {
 
     #[test]
     fn bounds_and_cleans() {
-        let c = Client::new(Some("10.0.0.1".into()), Some(&format!("a\u{7}b{}", "x".repeat(500))));
+        let c = Client::new(
+            Some("10.0.0.1".into()),
+            Some(&format!("a\u{7}b{}", "x".repeat(500))),
+        );
         assert_eq!(c.ip(), Some("10.0.0.1"));
         let ua = c.user_agent().unwrap();
         assert!(ua.starts_with("ab"));

@@ -112,10 +112,8 @@ impl Example for TokenResponse {
             expires_at: at(2, 9) + chrono::Duration::minutes(15),
             refresh_token: EXAMPLE_REFRESH.into(),
             refresh_expires_at: at(2, 9) + chrono::Duration::days(30),
-            session_id: crate::domain::SessionId::parse(
-                "ses_01a1fe6e-2f4c-7b0a-9c1e-5d2f8a7b6c40",
-            )
-            .expect("valid example id"),
+            session_id: crate::domain::SessionId::parse("ses_01a1fe6e-2f4c-7b0a-9c1e-5d2f8a7b6c40")
+                .expect("valid example id"),
             two_factor_enrolment_required: false,
             user: UserView::example(),
         }

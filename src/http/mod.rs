@@ -248,9 +248,10 @@ mod tests {
             }
         }
         assert_eq!(
-            bodies, 9,
+            bodies, 14,
             "signup, login, createUser, createKey, createSimulation, createBatch, adminUpdateTenant, \
-             createCheckoutSession, changeSubscription"
+             createCheckoutSession, changeSubscription, refresh, enableTwoFactor, disableTwoFactor, \
+             setTeamSecurity, updateUser"
         );
     }
 }

@@ -239,7 +239,11 @@ impl SessionsApi {
     /// tenant comes from the subdomain or `X-Tenant-ID`, as for every call; another tenant's
     /// token is unknown (401). Presenting a used refresh token again revokes the whole session
     /// (both the thief's and the owner's copy) and is audited.
-    #[oai(path = "/api/v1/auth/refresh", method = "post", operation_id = "refresh")]
+    #[oai(
+        path = "/api/v1/auth/refresh",
+        method = "post",
+        operation_id = "refresh"
+    )]
     async fn refresh(
         &self,
         req: &Request,
@@ -272,7 +276,11 @@ impl SessionsApi {
     ///
     /// The caller's live sessions (devices), most recently used first, with the current one
     /// flagged.
-    #[oai(path = "/api/v1/auth/sessions", method = "get", operation_id = "listSessions")]
+    #[oai(
+        path = "/api/v1/auth/sessions",
+        method = "get",
+        operation_id = "listSessions"
+    )]
     async fn sessions(&self, auth: EnrollingUser) -> Result<SessionsOk, SessionError> {
         let list = self.app.sessions.list(&auth.0).await?;
         let current = auth.0.session();
@@ -304,7 +312,11 @@ impl SessionsApi {
     ///
     /// A new TOTP secret (RFC 6238: SHA-1, 6 digits, 30 s) and its `otpauth://` URI. Confirm
     /// it with a code at `POST /api/v1/auth/2fa/enable`.
-    #[oai(path = "/api/v1/auth/2fa/setup", method = "post", operation_id = "setupTwoFactor")]
+    #[oai(
+        path = "/api/v1/auth/2fa/setup",
+        method = "post",
+        operation_id = "setupTwoFactor"
+    )]
     async fn setup(&self, auth: EnrollingUser) -> Result<SetupOk, TwoFactorError> {
         let e = self.app.two_factor.setup(&auth.0).await?;
         Ok(SetupOk::Ok(Json(TwoFactorSetup {
@@ -317,7 +329,11 @@ impl SessionsApi {
     ///
     /// Confirms the secret from setup with a current code. Returns 10 single-use recovery
     /// codes, once. From then on signing in needs `otp`.
-    #[oai(path = "/api/v1/auth/2fa/enable", method = "post", operation_id = "enableTwoFactor")]
+    #[oai(
+        path = "/api/v1/auth/2fa/enable",
+        method = "post",
+        operation_id = "enableTwoFactor"
+    )]
     async fn enable(
         &self,
         auth: EnrollingUser,

@@ -133,7 +133,11 @@ impl Example for AuditPageView {
 }
 
 ok_response!(UserOk, UserView, "The user as changed.");
-ok_response!(AuditOk, AuditPageView, "A page of the audit log, newest first.");
+ok_response!(
+    AuditOk,
+    AuditPageView,
+    "A page of the audit log, newest first."
+);
 
 problem_responses!(TeamError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, Conflict = 409, Invalid = 422, TooMany = 429, Unavailable = 503 });
 problem_responses!(AuditError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, Invalid = 422, TooMany = 429, Unavailable = 503 });
@@ -150,7 +154,11 @@ impl TeamApi {
     /// owner; nobody gives a role above their own; the last active owner cannot be demoted or
     /// deactivated. Deactivation ends the user's sessions and revokes the API keys they created,
     /// at once on every instance.
-    #[oai(path = "/api/v1/users/:id", method = "patch", operation_id = "updateUser")]
+    #[oai(
+        path = "/api/v1/users/:id",
+        method = "patch",
+        operation_id = "updateUser"
+    )]
     async fn update(
         &self,
         auth: UserAuth,
@@ -171,7 +179,11 @@ impl TeamApi {
     /// Owner or admin. The user disappears from the team (their simulations and audit rows
     /// stay); their sessions end and the API keys they created are revoked at once. The last
     /// active owner cannot be removed; an admin cannot remove an owner.
-    #[oai(path = "/api/v1/users/:id", method = "delete", operation_id = "removeUser")]
+    #[oai(
+        path = "/api/v1/users/:id",
+        method = "delete",
+        operation_id = "removeUser"
+    )]
     async fn remove(
         &self,
         auth: UserAuth,

@@ -357,7 +357,13 @@ impl TestApp {
     }
 
     /// Adds a user with `role` as `manager` and signs them in; returns (user id, session).
-    pub async fn add_user(&self, slug: &str, manager: &str, email: &str, role: &str) -> (String, Session) {
+    pub async fn add_user(
+        &self,
+        slug: &str,
+        manager: &str,
+        email: &str,
+        role: &str,
+    ) -> (String, Session) {
         let created = self
             .post(
                 "/api/v1/users",

@@ -43,7 +43,12 @@ async fn audit(app: &TestApp, access: &str, query: &str) -> Vec<Value> {
 async fn refresh_rotates_and_reuse_revokes_the_family() {
     let app = fast_app().await;
     let t = app.signup_on("acme", "enterprise").await;
-    assert!(t.body["refresh_token"].as_str().unwrap().starts_with("mrt_"));
+    assert!(
+        t.body["refresh_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("mrt_")
+    );
     let first = app.login("acme", "owner@acme.example", PW).await;
     assert_eq!(first.refresh.len(), 4 + 43, "256-bit token");
     let second = session_of(refresh(&app, "acme", &first.refresh).await.ok(200));
@@ -106,7 +111,10 @@ async fn logout_list_and_revoke_sessions() {
     let a = app.login("acme", "owner@acme.example", PW).await;
     let b = app.login("acme", "owner@acme.example", PW).await;
     let list = app
-        .get("/api/v1/auth/sessions", &[("authorization", &bearer(&a.access))])
+        .get(
+            "/api/v1/auth/sessions",
+            &[("authorization", &bearer(&a.access))],
+        )
         .await;
     let items = list.ok(200).as_array().unwrap().clone();
     assert_eq!(items.len(), 3, "signup, a and b: {items:?}");
@@ -164,9 +172,13 @@ async fn refresh_tokens_and_sessions_of_another_tenant_are_refused() {
     .await
     .problem(401);
     // No tenant named: 400; malformed token: 401.
-    app.post("/api/v1/auth/refresh", &[], json!({"refresh_token": a.refresh}))
-        .await
-        .problem(400);
+    app.post(
+        "/api/v1/auth/refresh",
+        &[],
+        json!({"refresh_token": a.refresh}),
+    )
+    .await
+    .problem(400);
     refresh(&app, "acme", "mrt_short").await.problem(401);
     // b cannot see or revoke a's session.
     let r = app
@@ -268,13 +280,19 @@ fn totp_code(secret: &str, at: chrono::DateTime<chrono::Utc>) -> String {
 async fn enrol(app: &TestApp, access: &str) -> (String, Vec<String>) {
     let auth = bearer(access);
     let setup = app
-        .post("/api/v1/auth/2fa/setup", &[("authorization", &auth)], json!({}))
+        .post(
+            "/api/v1/auth/2fa/setup",
+            &[("authorization", &auth)],
+            json!({}),
+        )
         .await;
     let secret = setup.ok(200)["secret"].as_str().unwrap().to_string();
-    assert!(setup.body["otpauth_uri"]
-        .as_str()
-        .unwrap()
-        .starts_with("otpauth://totp/"));
+    assert!(
+        setup.body["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
     let wrong = app
         .post(
             "/api/v1/auth/2fa/enable",
@@ -320,7 +338,12 @@ async fn two_factor_sign_in_with_a_code_and_a_recovery_code() {
     // Without a code: 401 with its own problem type (only after the right password).
     let r = login_otp(&app, None).await;
     r.problem(401);
-    assert!(r.body["type"].as_str().unwrap().ends_with("/two-factor-required"));
+    assert!(
+        r.body["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/two-factor-required")
+    );
     let r = app
         .post(
             "/api/v1/auth/login",
@@ -338,19 +361,36 @@ async fn two_factor_sign_in_with_a_code_and_a_recovery_code() {
     let d = login_otp(&app, Some(&code)).await.problem(401);
     assert!(d.contains("already used"), "{d}");
     // A recovery code works once (any case, with or without dashes).
-    let s = session_of(login_otp(&app, Some(&codes[3].to_lowercase())).await.ok(200));
+    let s = session_of(
+        login_otp(&app, Some(&codes[3].to_lowercase()))
+            .await
+            .ok(200),
+    );
     login_otp(&app, Some(&codes[3])).await.problem(401);
     let rows = audit(&app, &s.access, "action=two_factor.recovery_code_used").await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["details"]["codes_left"], 9);
-    assert_eq!(audit(&app, &s.access, "action=two_factor.enabled").await.len(), 1);
+    assert_eq!(
+        audit(&app, &s.access, "action=two_factor.enabled")
+            .await
+            .len(),
+        1
+    );
     let failed = audit(&app, &s.access, "action=auth.login_failed").await;
-    assert!(failed.iter().any(|r| r["details"]["factor"] == "two_factor"));
+    assert!(
+        failed
+            .iter()
+            .any(|r| r["details"]["factor"] == "two_factor")
+    );
     // Disabling needs a proof.
     let auth = bearer(&s.access);
-    app.post("/api/v1/auth/2fa/disable", &[("authorization", &auth)], json!({}))
-        .await
-        .problem(422);
+    app.post(
+        "/api/v1/auth/2fa/disable",
+        &[("authorization", &auth)],
+        json!({}),
+    )
+    .await
+    .problem(422);
     app.post(
         "/api/v1/auth/2fa/disable",
         &[("authorization", &auth)],
@@ -367,7 +407,12 @@ async fn two_factor_sign_in_with_a_code_and_a_recovery_code() {
         .await;
     assert_eq!(r.status, 204, "{}", r.body);
     login_otp(&app, None).await.ok(200);
-    assert_eq!(audit(&app, &s.access, "action=two_factor.disabled").await.len(), 1);
+    assert_eq!(
+        audit(&app, &s.access, "action=two_factor.disabled")
+            .await
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -396,22 +441,35 @@ async fn an_owner_can_require_two_factor_for_the_team() {
     put(true, owner.clone()).await.ok(200);
     // The member is asked to enrol on every operation but enrolment, sessions and logout.
     let r = app
-        .get("/api/v1/simulations", &[("authorization", &bearer(&member.access))])
+        .get(
+            "/api/v1/simulations",
+            &[("authorization", &bearer(&member.access))],
+        )
         .await;
     r.problem(403);
-    assert!(r.body["type"]
-        .as_str()
-        .unwrap()
-        .ends_with("/two-factor-enrolment-required"));
-    let s = app.login("acme", "m@acme.example", "team mate password").await;
+    assert!(
+        r.body["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/two-factor-enrolment-required")
+    );
+    let s = app
+        .login("acme", "m@acme.example", "team mate password")
+        .await;
     assert_eq!(s.body["two_factor_enrolment_required"], true);
-    app.get("/api/v1/auth/sessions", &[("authorization", &bearer(&s.access))])
-        .await
-        .ok(200);
+    app.get(
+        "/api/v1/auth/sessions",
+        &[("authorization", &bearer(&s.access))],
+    )
+    .await
+    .ok(200);
     enrol(&app, &s.access).await;
-    app.get("/api/v1/simulations", &[("authorization", &bearer(&s.access))])
-        .await
-        .ok(200);
+    app.get(
+        "/api/v1/simulations",
+        &[("authorization", &bearer(&s.access))],
+    )
+    .await
+    .ok(200);
     // While required, nobody disables it.
     app.advance(Duration::seconds(30));
     app.post(
