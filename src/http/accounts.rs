@@ -153,7 +153,7 @@ pub struct SignupResponse {
 
 /// Sign in.
 #[derive(Object, Debug)]
-#[oai(deny_unknown_fields, example)]
+#[oai(deny_unknown_fields, example, skip_serializing_if_is_none)]
 pub struct LoginRequest {
     /// Email.
     pub email: Email,

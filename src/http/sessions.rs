@@ -117,7 +117,7 @@ impl Example for TwoFactorSetup {
 #[oai(deny_unknown_fields, example)]
 pub struct TwoFactorEnable {
     /// The 6-digit code the app shows now.
-    #[oai(validator(max_length = 16))]
+    #[oai(validator(max_length = 6, pattern = "^[0-9]{6}$"))]
     pub code: String,
 }
 
@@ -147,7 +147,7 @@ impl Example for RecoveryCodes {
 
 /// Disable two-factor authentication: the password or a current code.
 #[derive(Object, Debug)]
-#[oai(deny_unknown_fields, example)]
+#[oai(deny_unknown_fields, example, skip_serializing_if_is_none)]
 pub struct TwoFactorDisable {
     /// Your password.
     #[oai(validator(max_length = 128))]

@@ -27,7 +27,7 @@ pub struct TeamApi {
 
 /// Change a user: role and/or active flag.
 #[derive(Object, Debug)]
-#[oai(deny_unknown_fields, example)]
+#[oai(deny_unknown_fields, example, skip_serializing_if_is_none)]
 pub struct UpdateUserRequest {
     /// New role (not above your own; only an owner changes an owner).
     pub role: Option<Role>,
@@ -230,7 +230,7 @@ impl TeamApi {
         &self,
         auth: UserAuth,
         /// Exact action, e.g. `auth.login_failed`.
-        #[oai(validator(max_length = 64))]
+        #[oai(validator(max_length = 64, pattern = "^[a-z0-9_.]{1,64}$"))]
         action: Query<Option<String>>,
         /// Acting user (`usr_…`).
         actor: Query<Option<UserId>>,
@@ -239,7 +239,7 @@ impl TeamApi {
         /// Before (RFC 3339).
         until: Query<Option<DateTime<Utc>>>,
         /// `next_cursor` of the previous page.
-        #[oai(validator(max_length = 32))]
+        #[oai(validator(max_length = 32, pattern = "^aud_[1-9][0-9]{0,17}$"))]
         cursor: Query<Option<String>>,
         /// Page size, 1–200.
         #[oai(
