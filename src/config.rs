@@ -17,6 +17,7 @@
 //! | `TENANT_MIGRATION_CONCURRENCY` | `4` | tenant schemas migrated in parallel at start-up |
 //! | `SIMULATION_QUEUE_WAIT_MS` | `2000` | how long a simulation waits for a tenant concurrency slot before 429 |
 //! | `LOGIN_ATTEMPTS_PER_MINUTE` | `5` | sign-in/sign-up attempts per minute per client IP and per account |
+//! | `SESSION_TTL_DAYS` | `30` | sliding lifetime of a session: a refresh token unused this long stops working (1–365) |
 //! | `MAX_IN_FLIGHT_REQUESTS` | `1024` | requests served at once; beyond, 503 with `Retry-After` (health checks exempt) |
 //! | `REQUEST_TIMEOUT_SECS` | `300` | a request still running after this answers 503 (health checks exempt) |
 //! | `TRUSTED_PROXIES` | unset | comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` / `Forwarded` names the client |
@@ -124,6 +125,8 @@ pub struct Settings {
     pub simulation_queue_wait_ms: u64,
     /// Sign-in/sign-up attempts per minute per IP and per account.
     pub login_attempts_per_minute: u32,
+    /// Sliding session lifetime, days (`SESSION_TTL_DAYS`).
+    pub session_ttl_days: u32,
     /// Fault injection for tests.
     pub fail_points: FailPoints,
     /// Requests served at once before load shedding.
@@ -437,6 +440,7 @@ impl Settings {
             simulation_queue_wait_ms: number("SIMULATION_QUEUE_WAIT_MS", 2000)?,
             login_attempts_per_minute: number("LOGIN_ATTEMPTS_PER_MINUTE", 5)?.clamp(1, 1_000_000)
                 as u32,
+            session_ttl_days: number("SESSION_TTL_DAYS", 30)?.clamp(1, 365) as u32,
             fail_points: FailPoints::default(),
             max_in_flight_requests: number("MAX_IN_FLIGHT_REQUESTS", 1024)?.clamp(1, 1_000_000)
                 as usize,

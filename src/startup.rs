@@ -159,6 +159,7 @@ impl Application {
             app_url.clone(),
             Arc::downgrade(&app.directory),
             Arc::downgrade(&app.key_cache),
+            Arc::downgrade(&app.session_cache),
         );
         spawn_background_tasks(&app);
         crate::metrics::handle();

@@ -1,30 +1,20 @@
 //! Accounts: signing up an organisation, signing in, who is calling, and the tenant's users.
 
-use super::directory::{NamedTenant, TenantDirectory};
+use super::directory::TenantDirectory;
 use super::keys::CreatedKey;
-use super::passwords::{hash_password, verify_password};
+use super::passwords::hash_password;
+use super::sessions::{SessionService, SessionTokens};
 use super::tenants::{NewTenant, TenantService};
-use super::tokens::JwtKeys;
 use crate::clock::SharedClock;
-use crate::db::audit::{self, AuditEvent};
+use crate::db::audit::AuditEvent;
 use crate::db::users::{self, UserRecord};
 use crate::db::{Db, TenantContext};
 use crate::domain::{
-    DisplayName, Email, Password, Principal, Role, Tenant, TenantSlug, TenantStatus, UserId,
+    Client, DisplayName, Email, Password, Principal, Role, Tenant, TenantSlug, UserId,
 };
 use crate::error::AppError;
 use crate::quota::Quotas;
-use chrono::{DateTime, Utc};
 use std::sync::Arc;
-
-/// A signed access token.
-#[derive(Debug, Clone)]
-pub struct AccessToken {
-    /// The JWT.
-    pub token: String,
-    /// Its expiry.
-    pub expires_at: DateTime<Utc>,
-}
 
 /// Sign up an organisation (validated).
 #[derive(Debug, Clone)]
@@ -48,19 +38,10 @@ pub struct SignedUp {
     pub tenant: Arc<Tenant>,
     /// The owner.
     pub owner: UserRecord,
-    /// An access token for the owner.
-    pub token: AccessToken,
+    /// The owner's first session: access and refresh tokens.
+    pub tokens: SessionTokens,
     /// The initial API keys, with their secrets.
     pub keys: Vec<CreatedKey>,
-}
-
-/// A signed-in user.
-#[derive(Debug, Clone)]
-pub struct SignedIn {
-    /// The user.
-    pub user: UserRecord,
-    /// Their access token.
-    pub token: AccessToken,
 }
 
 /// Who is calling.
@@ -83,7 +64,7 @@ pub struct NewUser {
     pub full_name: DisplayName,
     /// Initial password.
     pub password: Password,
-    /// Role (`admin` or `member`).
+    /// Role (`admin`, `member` or `viewer`).
     pub role: Role,
 }
 
@@ -93,7 +74,7 @@ pub struct AccountService {
     directory: Arc<TenantDirectory>,
     tenants: Arc<TenantService>,
     quotas: Arc<Quotas>,
-    jwt: Arc<JwtKeys>,
+    sessions: Arc<SessionService>,
     clock: SharedClock,
 }
 
@@ -104,7 +85,7 @@ impl AccountService {
         directory: Arc<TenantDirectory>,
         tenants: Arc<TenantService>,
         quotas: Arc<Quotas>,
-        jwt: Arc<JwtKeys>,
+        sessions: Arc<SessionService>,
         clock: SharedClock,
     ) -> Self {
         Self {
@@ -112,14 +93,9 @@ impl AccountService {
             directory,
             tenants,
             quotas,
-            jwt,
+            sessions,
             clock,
         }
-    }
-
-    fn issue(&self, user: UserId, tenant: &Tenant, role: Role) -> Result<AccessToken, AppError> {
-        let (token, expires_at) = self.jwt.issue(user, tenant.id, role, self.clock.now())?;
-        Ok(AccessToken { token, expires_at })
     }
 
     /// Signs up an organisation: provisions its tenant on a trial with the owner and two API
@@ -127,11 +103,11 @@ impl AccountService {
     ///
     /// # Errors
     /// 409 when the slug is taken; 429 when throttled.
-    pub async fn signup(&self, s: Signup, client: &str) -> Result<SignedUp, AppError> {
+    pub async fn signup(&self, s: Signup, client: &Client) -> Result<SignedUp, AppError> {
         let delay = self
             .quotas
             .login_throttle()
-            .check(client, &format!("signup:{}", s.slug))?;
+            .check(client.ip_or_unknown(), &format!("signup:{}", s.slug))?;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
@@ -152,66 +128,13 @@ impl AccountService {
                 owner_password_hash: hash,
             })
             .await?;
-        let token = self.issue(p.owner.id, &p.tenant, Role::Owner)?;
+        let tokens = self.sessions.start(&p.tenant, p.owner.id, client).await?;
         Ok(SignedUp {
             tenant: p.tenant,
             owner: p.owner,
-            token,
+            tokens,
             keys: p.keys,
         })
-    }
-
-    /// Signs a user in to the named tenant. Throttled per client address and per (account,
-    /// address), locked per (account, address) after repeated failures, and slowed down
-    /// progressively per account (see `quota::LoginThrottle`).
-    ///
-    /// The answer does not reveal which tenants or emails exist: an unknown tenant, an unknown
-    /// email and a wrong password all answer the same 401 after the same work (a password hash
-    /// is verified in every case). A suspended tenant answers 403 before any password is
-    /// checked, so it confirms nothing about the password.
-    ///
-    /// # Errors
-    /// 401 for a wrong tenant, email or password; 403 for a suspended tenant; 429 when
-    /// throttled or locked out.
-    pub async fn login(
-        &self,
-        named: &NamedTenant,
-        email: &Email,
-        password: String,
-        client: &str,
-    ) -> Result<SignedIn, AppError> {
-        let tenant = self.directory.by_slug(&named.slug).await?;
-        let account = format!("{}:{}", named.slug, email);
-        let throttle = self.quotas.login_throttle();
-        let delay = throttle.check(client, &account)?;
-        if let Some(t) = tenant
-            .as_ref()
-            .filter(|t| t.status == TenantStatus::Suspended)
-        {
-            return Err(AppError::forbidden(format!(
-                "tenant {:?} is suspended; contact the platform administrators",
-                t.slug.as_str()
-            )));
-        }
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        let found = match &tenant {
-            Some(t) => users::for_login(&self.db, t, email).await?,
-            None => None,
-        };
-        let (user, hash) = match found {
-            Some((u, h)) => (Some(u), Some(h)),
-            None => (None, None),
-        };
-        let (Some(tenant), true) = (tenant, verify_password(password, hash).await?) else {
-            throttle.record_failure(client, &account);
-            return Err(AppError::unauthorized("email or password is incorrect"));
-        };
-        throttle.record_success(client, &account);
-        let user = user.ok_or_else(|| AppError::internal("verified user without row"))?;
-        let token = self.issue(user.id, &tenant, user.role)?;
-        Ok(SignedIn { user, token })
     }
 
     /// The tenant and the user or key behind the request.
@@ -237,10 +160,11 @@ impl AccountService {
         })
     }
 
-    /// Adds an `admin` or `member` (owner or admin only).
+    /// Adds an `admin`, `member` or `viewer` (owner or admin only).
     ///
     /// # Errors
-    /// 403 for other callers; 409 when the email is taken; 422 for the owner role.
+    /// 403 for other callers or a role above the caller's; 409 when the email is taken; 422
+    /// for the owner role.
     pub async fn create_user(
         &self,
         ctx: &TenantContext,
@@ -250,8 +174,17 @@ impl AccountService {
         if new.role == Role::Owner {
             return Err(AppError::validation(
                 "role",
-                "a tenant has exactly one owner; choose admin or member",
+                "a new user cannot be an owner; add them, then transfer ownership or change their role",
             ));
+        }
+        if let Some((_, mine)) = ctx.user()
+            && new.role.rank() > mine.rank()
+        {
+            return Err(AppError::forbidden(format!(
+                "you cannot give the {} role: it is above your own ({})",
+                new.role.as_str(),
+                mine.as_str()
+            )));
         }
         let hash = hash_password(new.password).await?;
         let now = self.clock.now();
@@ -269,8 +202,9 @@ impl AccountService {
                 new.email
             )));
         }
-        audit::append(
+        super::audit::record(
             &mut tx,
+            ctx,
             AuditEvent {
                 at: now,
                 actor: Some(actor),

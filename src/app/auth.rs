@@ -6,11 +6,12 @@
 
 use super::directory::{NamedTenant, TenantDirectory};
 use super::key_cache::{KeyCache, Known};
+use super::sessions::SessionService;
 use super::tokens::JwtKeys;
 use crate::clock::SharedClock;
 use crate::db::api_keys;
 use crate::db::{Db, TenantContext};
-use crate::domain::{ApiKeySecret, Principal, Tenant, TenantId, TenantStatus, UserId};
+use crate::domain::{ApiKeySecret, Principal, SessionId, Tenant, TenantId, TenantStatus, UserId};
 use crate::error::AppError;
 use chrono::Duration;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub struct AuthService {
     directory: Arc<TenantDirectory>,
     jwt: Arc<JwtKeys>,
     keys: Arc<KeyCache>,
+    sessions: Arc<SessionService>,
     clock: SharedClock,
     admin_token: Option<String>,
 }
@@ -35,6 +37,7 @@ impl AuthService {
         directory: Arc<TenantDirectory>,
         jwt: Arc<JwtKeys>,
         keys: Arc<KeyCache>,
+        sessions: Arc<SessionService>,
         clock: SharedClock,
         admin_token: Option<String>,
     ) -> Self {
@@ -43,6 +46,7 @@ impl AuthService {
             directory,
             jwt,
             keys,
+            sessions,
             clock,
             admin_token,
         }
@@ -156,21 +160,28 @@ impl AuthService {
         ))
     }
 
-    /// Authenticates a bearer access token.
+    /// Authenticates a bearer access token: its signature and expiry, then its session (live)
+    /// and user (active), whose role is read from the directory (cached, kept current by
+    /// `NOTIFY`), not from the token. When the team requires two-factor authentication and the
+    /// user has not enrolled, only `enrolling` operations are allowed.
     ///
     /// # Errors
     /// 401 for an invalid, expired or foreign token (a named tenant that does not exist counts
-    /// as foreign); 403 for a suspended tenant.
+    /// as foreign), an ended session or a user who is not active; 403 for a suspended tenant,
+    /// or (problem type `two-factor-enrolment-required`) a user who must enrol first.
     pub async fn bearer(
         &self,
         named: Option<&NamedTenant>,
         token: &str,
+        enrolling: bool,
     ) -> Result<TenantContext, AppError> {
         let claims = self.jwt.verify(token, self.clock.now())?;
         let tid = TenantId::parse(&claims.tid)
             .map_err(|_| AppError::unauthorized("bearer token has a malformed tid claim"))?;
         let user = UserId::parse(&claims.sub)
             .map_err(|_| AppError::unauthorized("bearer token has a malformed sub claim"))?;
+        let session = SessionId::parse(&claims.sid)
+            .map_err(|_| AppError::unauthorized("bearer token has a malformed sid claim"))?;
         let tenant = self
             .tenant_for(
                 named,
@@ -186,13 +197,22 @@ impl AuthService {
             )
             .await?;
         check_status(&tenant)?;
+        let state = self.sessions.check(&tenant, session, user).await?;
+        if !enrolling && state.team_requires_two_factor && !state.two_factor {
+            return Err(AppError::client_status(
+                403,
+                "two-factor-enrolment-required",
+                "your team requires two-factor authentication: enrol with POST /api/v1/auth/2fa/setup, then confirm a code with POST /api/v1/auth/2fa/enable",
+            ));
+        }
         Ok(TenantContext::authenticated(
             tenant,
             Principal::User {
                 id: user,
-                role: claims.role,
+                role: state.role,
             },
-        ))
+        )
+        .in_session(session))
     }
 
     /// Checks the platform admin token.

@@ -127,6 +127,7 @@ impl JobService {
         idempotency_key: Option<IdempotencyKey>,
         prefer_async: bool,
     ) -> Result<Submitted, AppError> {
+        ctx.require_runner()?;
         let hash = super::simulations::request_hash(&input)?;
         let prepared = self.simulations.prepare(ctx, input)?;
         let by_size = prepared.work() > self.settings.async_work_threshold;
@@ -164,6 +165,7 @@ impl JobService {
         ctx: &TenantContext,
         inputs: Vec<SimulationInput>,
     ) -> Result<Batch, AppError> {
+        ctx.require_runner()?;
         let tier = &ctx.tenant().tier;
         let limit = batch_limit(tier);
         if inputs.is_empty() {
@@ -324,6 +326,7 @@ impl JobService {
     /// # Errors
     /// 404 when the tenant has no such job.
     pub async fn cancel(&self, ctx: &TenantContext, id: JobId) -> Result<Job, AppError> {
+        ctx.require_runner()?;
         let (job, refund) = job_rows::cancel(&self.db, ctx.tenant().id, id)
             .await?
             .ok_or_else(|| AppError::not_found(format!("no job {id} in this tenant")))?;

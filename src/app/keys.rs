@@ -4,7 +4,7 @@
 use super::key_cache::KeyCache;
 use crate::clock::SharedClock;
 use crate::db::api_keys::{self, KeyRecord, NewKey};
-use crate::db::audit::{self, AuditEvent};
+use crate::db::audit::AuditEvent;
 use crate::db::{Db, TenantContext};
 use crate::domain::{ApiKeyId, ApiKeySecret, GeneratedKey, KeyName, Tenant, UserId};
 use crate::error::AppError;
@@ -113,8 +113,9 @@ impl KeyService {
         }
         let created = CreatedKey::generate(name, now, key_expiry(tenant));
         api_keys::insert(&mut tx, tenant.id, &created.new_key(actor)).await?;
-        audit::append(
+        super::audit::record(
             &mut tx,
+            ctx,
             AuditEvent {
                 at: now,
                 actor: Some(actor),
@@ -139,8 +140,9 @@ impl KeyService {
         let key = api_keys::revoke(&mut tx, id, now)
             .await?
             .ok_or_else(|| AppError::not_found(format!("no API key {id} in this tenant")))?;
-        audit::append(
+        super::audit::record(
             &mut tx,
+            ctx,
             AuditEvent {
                 at: now,
                 actor: Some(actor),

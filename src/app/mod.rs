@@ -6,6 +6,7 @@
 //! [`TenantContext`]: crate::db::TenantContext
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod changes;
@@ -17,11 +18,15 @@ pub mod jobs;
 pub mod key_cache;
 pub mod keys;
 pub mod passwords;
+pub mod session_cache;
+pub mod sessions;
 pub mod simulation_spec;
 pub mod simulations;
 pub mod stripe_api;
+pub mod team;
 pub mod tenants;
 pub mod tokens;
+pub mod two_factor;
 pub mod usage;
 
 use crate::clock::SharedClock;
@@ -36,8 +41,18 @@ pub struct App {
     pub base_domain: String,
     /// Credentials → tenant context.
     pub auth: auth::AuthService,
-    /// Signup, login, users.
+    /// Signup, `me`, adding and listing users.
     pub accounts: accounts::AccountService,
+    /// Sign-in, refresh, logout, sessions.
+    pub sessions: Arc<sessions::SessionService>,
+    /// Roles, deactivation, removal, ownership.
+    pub team: team::TeamService,
+    /// Two-factor enrolment and the team's rule.
+    pub two_factor: two_factor::TwoFactorService,
+    /// Reading the audit log.
+    pub audit: audit::AuditService,
+    /// Sessions and users as this instance remembers them.
+    pub session_cache: Arc<session_cache::SessionCache>,
     /// API keys.
     pub keys: keys::KeyService,
     /// Simulations.
@@ -93,6 +108,16 @@ impl App {
     ) -> Self {
         let jwt = Arc::new(tokens::JwtKeys::new(settings.jwt_secret.expose()));
         let key_cache = Arc::new(key_cache::KeyCache::default());
+        let session_cache = Arc::new(session_cache::SessionCache::default());
+        let sessions = Arc::new(sessions::SessionService::new(
+            db.clone(),
+            directory.clone(),
+            quotas.clone(),
+            jwt.clone(),
+            session_cache.clone(),
+            clock.clone(),
+            chrono::Duration::days(i64::from(settings.session_ttl_days)),
+        ));
         let simulations = Arc::new(simulations::SimulationService::new(
             db.clone(),
             quotas.clone(),
@@ -111,8 +136,9 @@ impl App {
             auth: auth::AuthService::new(
                 db.clone(),
                 directory.clone(),
-                jwt.clone(),
+                jwt,
                 key_cache.clone(),
+                sessions.clone(),
                 clock.clone(),
                 settings.admin_token.as_ref().map(|t| t.expose().clone()),
             ),
@@ -121,9 +147,19 @@ impl App {
                 directory.clone(),
                 tenants.clone(),
                 quotas.clone(),
-                jwt,
+                sessions.clone(),
                 clock.clone(),
             ),
+            team: team::TeamService::new(
+                db.clone(),
+                sessions.clone(),
+                key_cache.clone(),
+                clock.clone(),
+            ),
+            two_factor: two_factor::TwoFactorService::new(db.clone(), clock.clone()),
+            audit: audit::AuditService::new(db.clone()),
+            sessions,
+            session_cache,
             keys: keys::KeyService::new(db.clone(), key_cache.clone(), clock.clone()),
             jobs: jobs::JobService::new(
                 db.clone(),

@@ -189,6 +189,7 @@ impl SimulationService {
         input: SimulationInput,
         idempotency_key: Option<IdempotencyKey>,
     ) -> Result<RunOutcome, AppError> {
+        ctx.require_runner()?;
         let hash = request_hash(&input)?;
         let prepared = self.prepare(ctx, input)?;
         self.run_prepared(ctx, prepared, &hash, idempotency_key)

@@ -1,6 +1,6 @@
 //! Access tokens: HS256 JWTs with the algorithm pinned, checked against the injected clock.
 
-use crate::domain::{Role, TenantId, UserId};
+use crate::domain::{SessionId, TenantId, UserId};
 use crate::error::AppError;
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
@@ -26,8 +26,9 @@ pub struct Claims {
     pub sub: String,
     /// Tenant id (`ten_…`).
     pub tid: String,
-    /// Role inside the tenant.
-    pub role: Role,
+    /// Session id (`ses_…`): the refresh-token family this token was issued for. The user's
+    /// role is not in the token; it is read from the directory on every request.
+    pub sid: String,
     /// Issued at, Unix seconds.
     pub iat: i64,
     /// Expires at, Unix seconds.
@@ -60,7 +61,7 @@ impl JwtKeys {
         }
     }
 
-    /// Issues an access token valid for [`ACCESS_TOKEN_TTL`] from `now`.
+    /// Issues an access token of session `session` valid for [`ACCESS_TOKEN_TTL`] from `now`.
     ///
     /// # Errors
     /// 500 when signing fails.
@@ -68,7 +69,7 @@ impl JwtKeys {
         &self,
         user: UserId,
         tenant: TenantId,
-        role: Role,
+        session: SessionId,
         now: DateTime<Utc>,
     ) -> Result<(String, DateTime<Utc>), AppError> {
         let exp = now + ACCESS_TOKEN_TTL;
@@ -77,7 +78,7 @@ impl JwtKeys {
             aud: AUDIENCE.into(),
             sub: user.to_string(),
             tid: tenant.to_string(),
-            role,
+            sid: session.to_string(),
             iat: now.timestamp(),
             exp: exp.timestamp(),
             jti: uuid::Uuid::new_v4().to_string(),
@@ -138,7 +139,7 @@ mod tests {
         let keys = JwtKeys::new(&[7u8; 32]);
         let now = Utc::now();
         let (token, exp) = keys
-            .issue(UserId::new(), TenantId::new(), Role::Owner, now)
+            .issue(UserId::new(), TenantId::new(), SessionId::new(), now)
             .unwrap();
         assert_eq!((exp - now).num_minutes(), 15);
         assert!(keys.verify(&token, now).is_ok());
@@ -154,7 +155,7 @@ mod tests {
         let now = Utc::now();
         let forge = |iss: &str, aud: &str| {
             let claims = serde_json::json!({"iss": iss, "aud": aud, "sub": UserId::new().to_string(),
-                "tid": TenantId::new().to_string(), "role": "owner", "iat": now.timestamp(),
+                "tid": TenantId::new().to_string(), "sid": SessionId::new().to_string(), "iat": now.timestamp(),
                 "exp": now.timestamp() + 60, "jti": "x"});
             encode(
                 &Header::new(jsonwebtoken::Algorithm::HS256),

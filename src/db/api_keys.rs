@@ -226,3 +226,24 @@ pub async fn revoke(
     .await?;
     row.as_ref().map(record).transpose()
 }
+
+/// Revokes every active key created by `user` (their user was deactivated or removed); returns
+/// the ids. The `api_keys` trigger tells every instance's key cache.
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn revoke_created_by(
+    tx: &mut TenantTx,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<Vec<ApiKeyId>, AppError> {
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "UPDATE api_keys SET status = 'revoked', revoked_at = $2 \
+         WHERE created_by = $1 AND status = 'active' RETURNING id",
+    )
+    .bind(user.as_uuid())
+    .bind(now)
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(ids.into_iter().map(ApiKeyId::from_uuid).collect())
+}

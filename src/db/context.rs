@@ -5,7 +5,7 @@
 //! pooled connection could carry into another tenant's request.
 
 use super::pool::Db;
-use crate::domain::{ApiKeyId, Principal, Role, SchemaName, Tenant, UserId};
+use crate::domain::{ApiKeyId, Client, Principal, Role, SchemaName, SessionId, Tenant, UserId};
 use crate::error::AppError;
 use sqlx::{PgConnection, Postgres, Transaction};
 use std::sync::Arc;
@@ -15,13 +15,42 @@ use std::sync::Arc;
 pub struct TenantContext {
     tenant: Arc<Tenant>,
     principal: Principal,
+    session: Option<SessionId>,
+    client: Client,
 }
 
 impl TenantContext {
     /// A context for credentials that were checked against `tenant`. Only the authentication
     /// service calls this, after the check.
     pub(crate) fn authenticated(tenant: Arc<Tenant>, principal: Principal) -> Self {
-        Self { tenant, principal }
+        Self {
+            tenant,
+            principal,
+            session: None,
+            client: Client::default(),
+        }
+    }
+
+    /// The same context for a bearer token of session `session` (set by authentication).
+    pub(crate) fn in_session(mut self, session: SessionId) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// The same context, recording where the request came from (for audit rows).
+    pub fn from_client(mut self, client: Client) -> Self {
+        self.client = client;
+        self
+    }
+
+    /// The session of a bearer token (none for API keys and background work).
+    pub fn session(&self) -> Option<SessionId> {
+        self.session
+    }
+
+    /// Where the request came from (empty for background work).
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// The tenant.
@@ -67,6 +96,20 @@ impl TenantContext {
         }
     }
 
+    /// Requires a caller that may run simulations, jobs and batches (an API key, or any role
+    /// but viewer).
+    ///
+    /// # Errors
+    /// 403 for a viewer.
+    pub fn require_runner(&self) -> Result<(), AppError> {
+        match self.principal {
+            Principal::User { role, .. } if !role.can_run() => Err(AppError::forbidden(
+                "viewers read simulations, jobs and usage but cannot run or cancel them; ask an owner or admin for the member role",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Begins a transaction in this tenant's schema.
     ///
     /// # Errors
@@ -96,6 +139,16 @@ impl TenantTx {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// Begins a transaction in `tenant`'s schema for a step that comes before authentication
+/// (signing in, refreshing a session, a reset link): the caller proves who it is with what it
+/// reads in this transaction.
+///
+/// # Errors
+/// 503 when no connection can be had; 500 when PostgreSQL fails.
+pub async fn begin_pre_auth(db: &Db, tenant: &Tenant) -> Result<TenantTx, AppError> {
+    begin_in(db, &tenant.schema).await
 }
 
 /// Begins a transaction in `tenant`'s schema before any context exists: only for the

@@ -17,13 +17,14 @@ mod migrate;
 mod pool;
 pub mod provisioning;
 pub mod quota_counters;
+pub mod sessions;
 pub mod simulations;
 pub mod tenants;
 pub mod tiers;
 pub mod usage;
 pub mod users;
 
-pub use context::{TenantContext, TenantTx};
+pub use context::{TenantContext, TenantTx, begin_pre_auth};
 pub use migrate::{
     TenantMigrationSummary, latest_platform_version, migrate_all_tenants, migrate_platform,
     platform_is_current,

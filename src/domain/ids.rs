@@ -94,6 +94,11 @@ typed_id!(
     "job"
 );
 typed_id!(
+    /// A signed-in session (one refresh-token family) of a user; the access token's `sid`.
+    SessionId,
+    "ses"
+);
+typed_id!(
     /// A batch of background simulation jobs.
     BatchId,
     "bat"

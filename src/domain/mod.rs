@@ -3,6 +3,7 @@
 //! does I/O or knows of HTTP.
 
 pub mod api_key;
+pub mod client;
 pub mod ids;
 pub mod job;
 pub mod simulation;
@@ -13,7 +14,8 @@ pub mod tier;
 pub mod user;
 
 pub use api_key::{ApiKeySecret, GeneratedKey};
-pub use ids::{ApiKeyId, BatchId, JobId, SimulationId, TenantId, UserId};
+pub use client::Client;
+pub use ids::{ApiKeyId, BatchId, JobId, SessionId, SimulationId, TenantId, UserId};
 pub use slug::{SchemaName, TenantSlug};
 pub use tenant::{Principal, Tenant, TenantStatus};
 pub use text::{DisplayName, KeyName};

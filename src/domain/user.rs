@@ -116,11 +116,13 @@ pub enum Role {
     Admin,
     /// Runs simulations and reads results.
     Member,
+    /// Reads simulations, jobs and usage; runs and manages nothing.
+    Viewer,
 }
 
 impl Role {
     /// Every role, most rights first.
-    pub const ALL: [Role; 3] = [Role::Owner, Role::Admin, Role::Member];
+    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Member, Role::Viewer];
 
     /// The database / token spelling.
     pub fn as_str(&self) -> &'static str {
@@ -128,6 +130,7 @@ impl Role {
             Role::Owner => "owner",
             Role::Admin => "admin",
             Role::Member => "member",
+            Role::Viewer => "viewer",
         }
     }
 
@@ -139,12 +142,28 @@ impl Role {
         Self::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("{s:?} is not a role; one of owner, admin, member"))
+            .ok_or_else(|| format!("{s:?} is not a role; one of owner, admin, member, viewer"))
     }
 
     /// Owner and admin may manage users and API keys.
     pub fn can_manage(&self) -> bool {
         matches!(self, Role::Owner | Role::Admin)
+    }
+
+    /// Everyone but a viewer may run simulations, jobs and batches.
+    pub fn can_run(&self) -> bool {
+        !matches!(self, Role::Viewer)
+    }
+
+    /// Rank for "nobody raises anyone above their own role": owner 3, admin 2, member 1,
+    /// viewer 0.
+    pub fn rank(&self) -> u8 {
+        match self {
+            Role::Owner => 3,
+            Role::Admin => 2,
+            Role::Member => 1,
+            Role::Viewer => 0,
+        }
     }
 }
 

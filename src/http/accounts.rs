@@ -1,16 +1,15 @@
 //! Signup, login, `me`, and tenant users.
 
-use super::edge::Edge;
 use super::keys::NewApiKey;
 use super::payload::{ApiJson, BodyLimit, Json};
-use super::security::{Caller, UserAuth, app, named_tenant};
+use super::security::{Caller, UserAuth, app, client_of, named_tenant};
 use super::tags::ApiTags;
 use crate::app::App;
 use crate::app::accounts::{NewUser, Signup};
 use crate::db::users::UserRecord;
 use crate::domain::{
-    ApiKeyId, DisplayName, Email, Password, Role, Tenant, TenantId, TenantSlug, TenantStatus,
-    UserId,
+    ApiKeyId, DisplayName, Email, Password, Role, SessionId, Tenant, TenantId, TenantSlug,
+    TenantStatus, UserId,
 };
 use crate::error::AppError;
 use crate::{ok_response, problem_responses};
@@ -88,7 +87,7 @@ impl From<&Tenant> for TenantView {
 
 /// A user.
 #[derive(Object, Debug)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct UserView {
     /// Id (`usr_…`).
     pub id: UserId,
@@ -100,6 +99,10 @@ pub struct UserView {
     pub role: Role,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// `false` once deactivated (in team listings and changes).
+    pub active: Option<bool>,
+    /// Two-factor authentication is enabled (in team listings and changes).
+    pub two_factor_enabled: Option<bool>,
 }
 
 impl From<&UserRecord> for UserView {
@@ -110,6 +113,20 @@ impl From<&UserRecord> for UserView {
             full_name: u.full_name.clone(),
             role: u.role,
             created_at: u.created_at,
+            active: None,
+            two_factor_enabled: None,
+        }
+    }
+}
+
+impl UserView {
+    /// The view of a user with their state (team listings and changes).
+    pub fn with_state(u: &UserRecord, state: &crate::db::users::UserState) -> Self {
+        Self {
+            role: state.role,
+            active: Some(state.status == crate::db::users::UserStatus::Active),
+            two_factor_enabled: Some(state.two_factor),
+            ..Self::from(u)
         }
     }
 }
@@ -128,19 +145,26 @@ pub struct SignupResponse {
     pub token_type: String,
     /// Access-token expiry.
     pub expires_at: DateTime<Utc>,
+    /// Refresh token (opaque, `mrt_…`): exchange it at `POST /api/v1/auth/refresh`. Shown once.
+    pub refresh_token: String,
     /// Two API keys, with their secrets (store them now: they are never shown again).
     pub api_keys: Vec<NewApiKey>,
 }
 
 /// Sign in.
 #[derive(Object, Debug)]
-#[oai(deny_unknown_fields, example)]
+#[oai(deny_unknown_fields, example, skip_serializing_if_is_none)]
 pub struct LoginRequest {
     /// Email.
     pub email: Email,
     /// Password.
     #[oai(validator(max_length = 128))]
     pub password: String,
+    /// Second factor, for accounts with two-factor authentication: the 6-digit code from the
+    /// authenticator app, or an unused recovery code (`XXXX-XXXX-XXXX-XXXX`). Without it such
+    /// an account answers 401 with problem type `…/problems/two-factor-required`.
+    #[oai(validator(max_length = 64))]
+    pub otp: Option<String>,
 }
 
 impl Example for LoginRequest {
@@ -148,22 +172,52 @@ impl Example for LoginRequest {
         Self {
             email: Email::parse("ada@acme.example").expect("valid example"),
             password: "correct horse battery".into(),
+            otp: None,
         }
     }
 }
 
-/// An access token.
+/// Tokens of a session.
 #[derive(Object, Debug)]
 #[oai(example)]
 pub struct TokenResponse {
-    /// HS256 JWT with claims sub, tid, role, iat, exp, jti.
+    /// HS256 JWT with claims iss, aud, sub, tid, sid (the session), iat, exp, jti. The role is
+    /// not in the token: it is read on every request.
     pub access_token: String,
     /// Always `Bearer`.
     pub token_type: String,
     /// Expiry (15 minutes after issue).
     pub expires_at: DateTime<Utc>,
+    /// Refresh token (opaque, `mrt_…`, 256 bits): exchange it at `POST /api/v1/auth/refresh`
+    /// before `refresh_expires_at`. Each use returns a new one; presenting a used one again
+    /// ends the session.
+    pub refresh_token: String,
+    /// When the refresh token stops working unless used (sliding: each refresh extends it).
+    pub refresh_expires_at: DateTime<Utc>,
+    /// The session (`ses_…`), as listed by `GET /api/v1/auth/sessions`.
+    pub session_id: SessionId,
+    /// The team requires two-factor authentication and this user has not enrolled: every
+    /// operation but enrolment (`/api/v1/auth/2fa/…`), sessions and logout answers 403 until
+    /// they do.
+    pub two_factor_enrolment_required: bool,
     /// The signed-in user.
     pub user: UserView,
+}
+
+impl TokenResponse {
+    /// The response for a signed-in user.
+    pub fn of(s: &crate::app::sessions::SignedIn) -> Self {
+        Self {
+            access_token: s.tokens.access.token.clone(),
+            token_type: "Bearer".into(),
+            expires_at: s.tokens.access.expires_at,
+            refresh_token: s.tokens.refresh_token.clone(),
+            refresh_expires_at: s.tokens.refresh_expires_at,
+            session_id: s.tokens.session,
+            two_factor_enrolment_required: s.must_enrol_two_factor,
+            user: (&s.user).into(),
+        }
+    }
 }
 
 /// Who is calling.
@@ -188,11 +242,12 @@ pub struct CreateUserRequest {
     pub full_name: DisplayName,
     /// Initial password, 8–128 characters.
     pub password: Password,
-    /// `admin` or `member` (there is one owner).
+    /// `admin`, `member` or `viewer` (owners are made by changing a role or transferring
+    /// ownership).
     pub role: MemberRole,
 }
 
-/// The roles a user can be given (a tenant has exactly one owner).
+/// The roles a new user can be given.
 #[derive(poem_openapi::Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[oai(rename_all = "lowercase")]
 pub enum MemberRole {
@@ -200,6 +255,8 @@ pub enum MemberRole {
     Admin,
     /// Runs simulations and reads results.
     Member,
+    /// Reads simulations, jobs and usage.
+    Viewer,
 }
 
 impl From<MemberRole> for Role {
@@ -207,6 +264,7 @@ impl From<MemberRole> for Role {
         match r {
             MemberRole::Admin => Role::Admin,
             MemberRole::Member => Role::Member,
+            MemberRole::Viewer => Role::Viewer,
         }
     }
 }
@@ -252,7 +310,7 @@ impl BodyLimit for CreateUserRequest {
 ok_response!(
     TokenOk,
     TokenResponse,
-    "Signed in: a 15-minute access token."
+    "Signed in: a 15-minute access token and a refresh token."
 );
 ok_response!(
     MeOk,
@@ -270,12 +328,6 @@ enum UserCreated {
     /// User added.
     #[oai(status = 201)]
     Created(Json<UserView>),
-}
-
-/// The client's address: the peer, or the forwarded client behind a trusted proxy.
-fn client_ip(req: &Request) -> String {
-    req.data::<Arc<Edge>>()
-        .map_or_else(|| "unknown".into(), |edge| edge.client_addr(req))
 }
 
 #[OpenApi(tag = "ApiTags::Accounts")]
@@ -303,24 +355,27 @@ impl AccountsApi {
                     email: b.email,
                     password: b.password,
                 },
-                &client_ip(req),
+                &client_of(req),
             )
             .await?;
         Ok(SignupCreated::Created(Json(SignupResponse {
             tenant: done.tenant.as_ref().into(),
             user: (&done.owner).into(),
-            access_token: done.token.token,
+            access_token: done.tokens.access.token,
             token_type: "Bearer".into(),
-            expires_at: done.token.expires_at,
+            expires_at: done.tokens.access.expires_at,
+            refresh_token: done.tokens.refresh_token,
             api_keys: done.keys.iter().map(NewApiKey::from).collect(),
         })))
     }
 
     /// Sign in
     ///
-    /// Exchanges email and password for a 15-minute access token. The tenant comes from the
-    /// subdomain or `X-Tenant-ID`. Throttled per IP and per account (5 per minute) with an
-    /// exponential lockout after repeated failures.
+    /// Exchanges email and password (and, with two-factor authentication, `otp`) for a
+    /// 15-minute access token and a refresh token. The tenant comes from the subdomain or
+    /// `X-Tenant-ID`. Throttled per IP and per account (5 per minute) with an exponential
+    /// lockout after repeated failures. An account with two-factor authentication and no `otp`
+    /// answers 401 with problem type `https://docs.montecarlo.dev/problems/two-factor-required`.
     #[oai(path = "/api/v1/auth/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
@@ -335,15 +390,10 @@ impl AccountsApi {
         let b = body.0;
         let signed_in = self
             .app
-            .accounts
-            .login(&named, &b.email, b.password, &client_ip(req))
+            .sessions
+            .login(&named, &b.email, b.password, b.otp, &client_of(req))
             .await?;
-        Ok(TokenOk::Ok(Json(TokenResponse {
-            access_token: signed_in.token.token,
-            token_type: "Bearer".into(),
-            expires_at: signed_in.token.expires_at,
-            user: (&signed_in.user).into(),
-        })))
+        Ok(TokenOk::Ok(Json(TokenResponse::of(&signed_in))))
     }
 
     /// Who am I
@@ -361,7 +411,8 @@ impl AccountsApi {
 
     /// Add a user
     ///
-    /// Owner or admin only. Adds an `admin` or `member` to the tenant.
+    /// Owner or admin only. Adds an `admin`, `member` or `viewer` to the tenant (nobody gives
+    /// a role above their own).
     #[oai(
         path = "/api/v1/users",
         method = "post",
@@ -392,7 +443,8 @@ impl AccountsApi {
 
     /// List users
     ///
-    /// Every user of the tenant, oldest first.
+    /// Every user of the tenant (removed users are hidden), oldest first, with their role,
+    /// active flag and whether they use two-factor authentication.
     #[oai(
         path = "/api/v1/users",
         method = "get",
@@ -400,7 +452,12 @@ impl AccountsApi {
         tag = "ApiTags::Users"
     )]
     async fn list_users(&self, auth: UserAuth) -> Result<UsersOk, UsersError> {
-        let users = self.app.accounts.list_users(&auth.0).await?;
-        Ok(UsersOk::Ok(Json(users.iter().map(Into::into).collect())))
+        let users = self.app.team.list(&auth.0).await?;
+        Ok(UsersOk::Ok(Json(
+            users
+                .iter()
+                .map(|(u, s)| UserView::with_state(u, s))
+                .collect(),
+        )))
     }
 }

@@ -30,7 +30,7 @@ use std::collections::{BTreeSet, HashMap};
 pub const TENANT_SCHEMES: &[&str] = &["ApiKey", "BearerJwt"];
 
 /// Operations (by id) that name a tenant without a tenant security scheme.
-pub const TENANT_NAMING_OPS: &[&str] = &["login"];
+pub const TENANT_NAMING_OPS: &[&str] = &["login", "refresh"];
 
 /// The tag of operations that must answer even under load (no shedding, no timeout).
 pub const UNSHED_TAG: &str = "Health";

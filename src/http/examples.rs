@@ -60,6 +60,8 @@ impl Example for UserView {
             full_name: "Ada Lovelace".into(),
             role: Role::Owner,
             created_at: at(1, 12),
+            active: None,
+            two_factor_enabled: None,
         }
     }
 }
@@ -77,6 +79,9 @@ impl Example for NewApiKey {
     }
 }
 
+/// An example refresh token (`mrt_` + 43 base64url characters).
+pub const EXAMPLE_REFRESH: &str = "mrt_q4Jv0Z5m7X1sT9bW2yN8cK3pL6hD0fR4gU7eA1iO5zM";
+
 const EXAMPLE_TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c3JfLi4uIiwidGlkIjoidGVuXy4uLiIsInJvbGUiOiJvd25lciJ9.c2lnbmF0dXJl";
 
 impl Example for SignupResponse {
@@ -93,6 +98,7 @@ impl Example for SignupResponse {
             access_token: EXAMPLE_TOKEN.into(),
             token_type: "Bearer".into(),
             expires_at: at(1, 12) + chrono::Duration::minutes(15),
+            refresh_token: EXAMPLE_REFRESH.into(),
             api_keys: vec![NewApiKey::example(), second],
         }
     }
@@ -104,6 +110,11 @@ impl Example for TokenResponse {
             access_token: EXAMPLE_TOKEN.into(),
             token_type: "Bearer".into(),
             expires_at: at(2, 9) + chrono::Duration::minutes(15),
+            refresh_token: EXAMPLE_REFRESH.into(),
+            refresh_expires_at: at(2, 9) + chrono::Duration::days(30),
+            session_id: crate::domain::SessionId::parse("ses_01a1fe6e-2f4c-7b0a-9c1e-5d2f8a7b6c40")
+                .expect("valid example id"),
+            two_factor_enrolment_required: false,
             user: UserView::example(),
         }
     }

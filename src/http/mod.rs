@@ -19,10 +19,12 @@ pub mod prescan;
 pub mod problem;
 pub mod scope;
 pub mod security;
+pub mod sessions;
 pub mod simulation_results;
 pub mod simulation_views;
 pub mod simulations;
 pub mod tags;
+pub mod team;
 pub mod types;
 pub mod usage;
 
@@ -38,6 +40,8 @@ use std::sync::Arc;
 /// All operation groups, for the OpenAPI service.
 pub type Apis = (
     accounts::AccountsApi,
+    sessions::SessionsApi,
+    team::TeamApi,
     keys::KeysApi,
     simulations::SimulationsApi,
     jobs::JobsApi,
@@ -53,6 +57,8 @@ pub fn service(app: Arc<App>) -> OpenApiService<Contract<Apis>, ()> {
     OpenApiService::new(
         Contract((
             accounts::AccountsApi { app: app.clone() },
+            sessions::SessionsApi { app: app.clone() },
+            team::TeamApi { app: app.clone() },
             keys::KeysApi { app: app.clone() },
             simulations::SimulationsApi { app: app.clone() },
             jobs::JobsApi { app: app.clone() },
@@ -242,9 +248,10 @@ mod tests {
             }
         }
         assert_eq!(
-            bodies, 9,
+            bodies, 14,
             "signup, login, createUser, createKey, createSimulation, createBatch, adminUpdateTenant, \
-             createCheckoutSession, changeSubscription"
+             createCheckoutSession, changeSubscription, refresh, enableTwoFactor, disableTwoFactor, \
+             setTeamSecurity, updateUser"
         );
     }
 }

@@ -2,11 +2,12 @@
 //! tenant named by the request (`Host` subdomain and/or `X-Tenant-ID`), then the credentials
 //! checked against it by the authentication service, then the tier's burst limit.
 
+use super::edge::Edge;
 use super::scope;
 use crate::app::App;
 use crate::app::directory::{NamedTenant, TenantSource};
 use crate::db::TenantContext;
-use crate::domain::TenantSlug;
+use crate::domain::{Client, TenantSlug};
 use crate::error::AppError;
 use poem::Request;
 use poem_openapi::registry::Registry;
@@ -40,6 +41,17 @@ struct AdminScheme(poem_openapi::auth::Bearer);
 pub fn app(req: &Request) -> Result<&Arc<App>, AppError> {
     req.data::<Arc<App>>()
         .ok_or_else(|| AppError::internal("application missing from request"))
+}
+
+/// Where the request came from: the client's address (the peer, or the forwarded client
+/// behind a trusted proxy) and its `User-Agent`.
+pub fn client_of(req: &Request) -> Client {
+    let ip = req.data::<Arc<Edge>>().map(|edge| edge.client_addr(req));
+    let ua = req
+        .headers()
+        .get(poem::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    Client::new(ip, ua)
 }
 
 fn bearer_token(req: &Request) -> Option<&str> {
@@ -147,7 +159,7 @@ fn admit(app: &App, req: &Request, ctx: &TenantContext) -> Result<(), AppError> 
 fn endpoint_pattern(path: &str) -> String {
     path.split('/')
         .map(|seg| {
-            let is_id = ["sim_", "key_", "usr_", "ten_"]
+            let is_id = ["sim_", "key_", "usr_", "ten_", "ses_"]
                 .iter()
                 .any(|p| seg.starts_with(p))
                 && seg.len() > 20;
@@ -164,6 +176,9 @@ enum Accepts {
     KeyOrBearer,
     /// Only a bearer token (a signed-in user).
     Bearer,
+    /// Only a bearer token, also of a user who must still enrol in two-factor authentication
+    /// (enrolment, `me`, sessions, logout).
+    BearerEnrolling,
 }
 
 /// Authenticates the request's credentials against the tenant it names, then admits it under
@@ -179,23 +194,28 @@ async fn authenticate(req: &Request, accepts: Accepts) -> Result<TenantContext, 
                 .map_err(|_| AppError::unauthorized("malformed API key: not ASCII"))?;
             app.auth.api_key(named.as_ref(), key).await?
         }
-        (_, Some(token), _) => app.auth.bearer(named.as_ref(), token).await?,
+        (_, Some(token), _) => {
+            app.auth
+                .bearer(named.as_ref(), token, accepts == Accepts::BearerEnrolling)
+                .await?
+        }
         (None, None, Accepts::KeyOrBearer) => {
             return Err(AppError::unauthorized(
                 "missing credentials: send X-API-Key: mk_live_… or Authorization: Bearer <access token>",
             ));
         }
-        (Some(_), None, Accepts::Bearer) => {
+        (Some(_), None, Accepts::Bearer | Accepts::BearerEnrolling) => {
             return Err(AppError::unauthorized(
                 "this endpoint needs a signed-in user: send Authorization: Bearer <access token> (API keys are not accepted here)",
             ));
         }
-        (None, None, Accepts::Bearer) => {
+        (None, None, Accepts::Bearer | Accepts::BearerEnrolling) => {
             return Err(AppError::unauthorized(
                 "missing credentials: send Authorization: Bearer <access token> from POST /api/v1/auth/login",
             ));
         }
     };
+    let ctx = ctx.from_client(client_of(req));
     admit(app, req, &ctx)?;
     Ok(ctx)
 }
@@ -207,6 +227,11 @@ pub struct Caller(pub TenantContext);
 /// A signed-in user (bearer access token only).
 #[derive(Debug, Clone)]
 pub struct UserAuth(pub TenantContext);
+
+/// A signed-in user who may still have to enrol in two-factor authentication (bearer only;
+/// for enrolment, `me`, sessions and logout).
+#[derive(Debug, Clone)]
+pub struct EnrollingUser(pub TenantContext);
 
 /// The platform administrator (`Authorization: Bearer <ADMIN_TOKEN>`).
 #[derive(Debug, Clone, Copy)]
@@ -249,6 +274,16 @@ security_extractor!(
 security_extractor!(UserAuth, [BearerScheme], ["BearerJwt"], |req| async move {
     authenticate(req, Accepts::Bearer).await.map(UserAuth)
 });
+security_extractor!(
+    EnrollingUser,
+    [BearerScheme],
+    ["BearerJwt"],
+    |req| async move {
+        authenticate(req, Accepts::BearerEnrolling)
+            .await
+            .map(EnrollingUser)
+    }
+);
 security_extractor!(AdminAuth, [AdminScheme], ["AdminToken"], |req: &Request| {
     let outcome = app(req).and_then(|app| app.auth.admin(bearer_token(req)));
     async move { outcome.map(|()| AdminAuth) }

@@ -7,8 +7,12 @@ use poem_openapi::Tags;
 pub enum ApiTags {
     /// Sign up an organisation, sign in, and see who you are.
     Accounts,
-    /// Users of a tenant (owner/admin manage them).
+    /// Refresh, sign out, sessions, two-factor authentication.
+    Sessions,
+    /// Users of a tenant (owner/admin manage them), roles, ownership, the team's rules.
     Users,
+    /// The tenant's audit log (owner/admin).
+    Audit,
     /// API keys of a tenant (owner/admin manage them).
     Keys,
     /// Run and read correlated Monte Carlo portfolio simulations.

@@ -5,8 +5,8 @@
 //! ([`check_format`]).
 
 use crate::domain::{
-    ApiKeyId, BatchId, DisplayName, Email, JobId, KeyName, Password, Role, SimulationId, TenantId,
-    TenantSlug, TenantStatus, UserId,
+    ApiKeyId, BatchId, DisplayName, Email, JobId, KeyName, Password, Role, SessionId, SimulationId,
+    TenantId, TenantSlug, TenantStatus, UserId,
 };
 use poem::http::HeaderValue;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
@@ -150,6 +150,7 @@ api_id!(ApiKeyId, "ApiKeyId", "key");
 api_id!(SimulationId, "SimulationId", "sim");
 api_id!(JobId, "JobId", "job");
 api_id!(BatchId, "BatchId", "bat");
+api_id!(SessionId, "SessionId", "ses");
 
 api_string!(
     TenantSlug,
@@ -314,7 +315,7 @@ macro_rules! api_enum {
 api_enum!(
     Role,
     "Role",
-    "A user's role inside its tenant: `owner` (created the tenant; all rights), `admin` (manages users and API keys), `member` (runs simulations and reads results)."
+    "A user's role inside its tenant: `owner` (created the tenant; all rights), `admin` (manages users and API keys), `member` (runs simulations and reads results), `viewer` (reads simulations, jobs and usage; runs and manages nothing)."
 );
 api_enum!(
     TenantStatus,

@@ -331,3 +331,85 @@ async fn read(resp: reqwest::Response) -> Resp {
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
+
+/// A signed-in user's tokens.
+#[allow(dead_code)]
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access: String,
+    pub refresh: String,
+    pub id: String,
+    pub body: Value,
+}
+
+#[allow(dead_code)]
+impl TestApp {
+    /// Signs in to `slug` (asserting 200).
+    pub async fn login(&self, slug: &str, email: &str, password: &str) -> Session {
+        let resp = self
+            .post(
+                "/api/v1/auth/login",
+                &[("x-tenant-id", slug), ("user-agent", "tests/1.0")],
+                json!({"email": email, "password": password}),
+            )
+            .await;
+        session_of(resp.ok(200))
+    }
+
+    /// Adds a user with `role` as `manager` and signs them in; returns (user id, session).
+    pub async fn add_user(
+        &self,
+        slug: &str,
+        manager: &str,
+        email: &str,
+        role: &str,
+    ) -> (String, Session) {
+        let created = self
+            .post(
+                "/api/v1/users",
+                &[("authorization", &bearer(manager))],
+                json!({"email": email, "full_name": "Team Mate", "password": "team mate password", "role": role}),
+            )
+            .await;
+        let id = created.ok(201)["id"].as_str().unwrap().to_string();
+        (id, self.login(slug, email, "team mate password").await)
+    }
+}
+
+/// The tokens of a sign-in or refresh answer.
+#[allow(dead_code)]
+pub fn session_of(body: &Value) -> Session {
+    Session {
+        access: body["access_token"].as_str().unwrap().to_string(),
+        refresh: body["refresh_token"].as_str().unwrap().to_string(),
+        id: body["session_id"].as_str().unwrap_or_default().to_string(),
+        body: body.clone(),
+    }
+}
+
+/// Polls `check` every 20 ms until it returns true; panics after `within`. Returns the time it
+/// took.
+#[allow(dead_code)]
+pub async fn eventually<F, Fut>(within: std::time::Duration, mut check: F) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < within, "not within {within:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[allow(dead_code)]
+impl TestApp {
+    /// The application's (manual) clock now.
+    pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        use montecarlo_platform::clock::Clock;
+        self.clock.now()
+    }
+}

@@ -18,4 +18,6 @@ mod privilege;
 mod problems;
 mod provisioning;
 mod quotas;
+mod sessions;
 mod simulations;
+mod team;

@@ -234,6 +234,10 @@ async fn the_request_role_holds_exactly_the_documented_grants() {
         "simulations",
         "api_call_logs",
         "idempotency_keys",
+        "sessions",
+        "refresh_tokens",
+        "recovery_codes",
+        "team_settings",
     ] {
         for privilege in ["SELECT", "INSERT", "UPDATE", "DELETE"] {
             expected.insert(format!("t_acme.{table}:{privilege}"));
