@@ -1,16 +1,19 @@
 //! Accounts: signing up an organisation, signing in, who is calling, and the tenant's users.
 
 use super::directory::{NamedTenant, TenantDirectory};
+use super::credentials::VERIFICATION_TOKEN_TTL;
 use super::keys::CreatedKey;
-use super::passwords::{hash_password, verify_password};
-use super::tenants::{NewTenant, TenantService};
+use super::mail::Mailer;
+use super::passwords::{check_strength, hash_password, verify_password};
+use super::tenants::{NewTenant, OwnerVerificationMail, TenantService};
 use super::tokens::JwtKeys;
 use crate::clock::SharedClock;
 use crate::db::audit::{self, AuditEvent};
 use crate::db::users::{self, UserRecord};
 use crate::db::{Db, TenantContext};
 use crate::domain::{
-    DisplayName, Email, Password, Principal, Role, Tenant, TenantSlug, TenantStatus, UserId,
+    DisplayName, Email, OneTimeToken, Password, Principal, Role, Tenant, TenantSlug, TenantStatus,
+    UserId,
 };
 use crate::error::AppError;
 use crate::quota::Quotas;
@@ -94,6 +97,7 @@ pub struct AccountService {
     tenants: Arc<TenantService>,
     quotas: Arc<Quotas>,
     jwt: Arc<JwtKeys>,
+    mailer: Arc<Mailer>,
     clock: SharedClock,
 }
 
@@ -105,6 +109,7 @@ impl AccountService {
         tenants: Arc<TenantService>,
         quotas: Arc<Quotas>,
         jwt: Arc<JwtKeys>,
+        mailer: Arc<Mailer>,
         clock: SharedClock,
     ) -> Self {
         Self {
@@ -113,6 +118,7 @@ impl AccountService {
             tenants,
             quotas,
             jwt,
+            mailer,
             clock,
         }
     }
@@ -123,10 +129,12 @@ impl AccountService {
     }
 
     /// Signs up an organisation: provisions its tenant on a trial with the owner and two API
-    /// keys, and signs the owner in. Throttled per client address and per slug.
+    /// keys, and signs the owner in. Throttled per client address and per slug. The password
+    /// must be strong (zxcvbn); the owner is sent an email-verification link (token and
+    /// message written in the provisioning transaction).
     ///
     /// # Errors
-    /// 409 when the slug is taken; 429 when throttled.
+    /// 409 when the slug is taken; 422 for a weak password; 429 when throttled.
     pub async fn signup(&self, s: Signup, client: &str) -> Result<SignedUp, AppError> {
         let delay = self
             .quotas
@@ -141,7 +149,23 @@ impl AccountService {
                 s.slug.as_str()
             )));
         }
+        let inputs = vec![
+            s.email.to_string(),
+            s.slug.as_str().to_string(),
+            s.organisation_name.to_string(),
+            s.full_name.to_string(),
+        ];
+        check_strength("password", &s.password, inputs).await?;
         let hash = hash_password(s.password).await?;
+        let token = OneTimeToken::generate();
+        let expires_at = self.clock.now() + VERIFICATION_TOKEN_TTL;
+        let mail = self.mailer.email_verification(
+            &s.slug,
+            s.organisation_name.as_str(),
+            s.email.as_str(),
+            &token,
+            expires_at,
+        );
         let p = self
             .tenants
             .provision(NewTenant {
@@ -150,8 +174,14 @@ impl AccountService {
                 owner_name: s.full_name,
                 owner_email: s.email,
                 owner_password_hash: hash,
+                verification: Some(OwnerVerificationMail {
+                    token_hash: token.hash(),
+                    expires_at,
+                    mail,
+                }),
             })
             .await?;
+        self.mailer.wake();
         let token = self.issue(p.owner.id, &p.tenant, Role::Owner)?;
         Ok(SignedUp {
             tenant: p.tenant,
@@ -261,6 +291,7 @@ impl AccountService {
             full_name: new.full_name.to_string(),
             role: new.role,
             created_at: now,
+            email_verified_at: None,
         };
         let mut tx = ctx.begin(&self.db).await?;
         if !users::insert(&mut tx, &user, &hash).await? {

@@ -9,13 +9,17 @@ pub mod accounts;
 pub mod auth;
 pub mod billing;
 pub mod changes;
+pub mod credentials;
 pub mod directory;
 pub mod health;
 pub mod idempotency;
+pub mod invitations;
 pub mod job_worker;
 pub mod jobs;
 pub mod key_cache;
 pub mod keys;
+pub mod mail;
+pub mod mail_sender;
 pub mod passwords;
 pub mod simulation_spec;
 pub mod simulations;
@@ -38,6 +42,16 @@ pub struct App {
     pub auth: auth::AuthService,
     /// Signup, login, users.
     pub accounts: accounts::AccountService,
+    /// Password change and reset, email verification.
+    pub credentials: credentials::CredentialService,
+    /// Invitations.
+    pub invitations: invitations::InvitationService,
+    /// Composes mail and wakes the sender.
+    pub mailer: Arc<mail::Mailer>,
+    /// Delivers the mail outbox (run by the background task `mail_sender::spawn`).
+    pub mail_sender: Arc<mail_sender::MailSender>,
+    /// Wakes this instance's mail sender.
+    pub mail_wake: Arc<tokio::sync::Notify>,
     /// API keys.
     pub keys: keys::KeyService,
     /// Simulations.
@@ -106,8 +120,31 @@ impl App {
             clock.clone(),
             settings.fail_points.provisioning_before_commit,
         ));
+        let mail_wake = Arc::new(tokio::sync::Notify::new());
+        let mailer = Arc::new(mail::Mailer::new(
+            settings.mail.public_url.clone(),
+            mail_wake.clone(),
+        ));
+        let mail_sender = Arc::new(mail_sender::MailSender::new(
+            &settings.mail,
+            db.clone(),
+            clock.clone(),
+        ));
         Self {
             base_domain: settings.base_domain.clone(),
+            credentials: credentials::CredentialService::new(
+                db.clone(),
+                directory.clone(),
+                quotas.clone(),
+                mailer.clone(),
+                clock.clone(),
+            ),
+            invitations: invitations::InvitationService::new(
+                db.clone(),
+                directory.clone(),
+                mailer.clone(),
+                clock.clone(),
+            ),
             auth: auth::AuthService::new(
                 db.clone(),
                 directory.clone(),
@@ -122,8 +159,12 @@ impl App {
                 tenants.clone(),
                 quotas.clone(),
                 jwt,
+                mailer.clone(),
                 clock.clone(),
             ),
+            mailer,
+            mail_sender,
+            mail_wake,
             keys: keys::KeyService::new(db.clone(), key_cache.clone(), clock.clone()),
             jobs: jobs::JobService::new(
                 db.clone(),

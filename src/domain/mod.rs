@@ -5,6 +5,7 @@
 pub mod api_key;
 pub mod ids;
 pub mod job;
+pub mod one_time_token;
 pub mod simulation;
 pub mod slug;
 pub mod tenant;
@@ -13,7 +14,8 @@ pub mod tier;
 pub mod user;
 
 pub use api_key::{ApiKeySecret, GeneratedKey};
-pub use ids::{ApiKeyId, BatchId, JobId, SimulationId, TenantId, UserId};
+pub use ids::{ApiKeyId, BatchId, InvitationId, JobId, SimulationId, TenantId, UserId};
+pub use one_time_token::OneTimeToken;
 pub use slug::{SchemaName, TenantSlug};
 pub use tenant::{Principal, Tenant, TenantStatus};
 pub use text::{DisplayName, KeyName};

@@ -116,11 +116,13 @@ pub enum Role {
     Admin,
     /// Runs simulations and reads results.
     Member,
+    /// Reads simulations and usage only.
+    Viewer,
 }
 
 impl Role {
     /// Every role, most rights first.
-    pub const ALL: [Role; 3] = [Role::Owner, Role::Admin, Role::Member];
+    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Member, Role::Viewer];
 
     /// The database / token spelling.
     pub fn as_str(&self) -> &'static str {
@@ -128,6 +130,7 @@ impl Role {
             Role::Owner => "owner",
             Role::Admin => "admin",
             Role::Member => "member",
+            Role::Viewer => "viewer",
         }
     }
 
@@ -139,7 +142,7 @@ impl Role {
         Self::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("{s:?} is not a role; one of owner, admin, member"))
+            .ok_or_else(|| format!("{s:?} is not a role; one of owner, admin, member, viewer"))
     }
 
     /// Owner and admin may manage users and API keys.

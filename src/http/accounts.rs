@@ -39,7 +39,8 @@ pub struct SignupRequest {
     pub full_name: DisplayName,
     /// Owner's email.
     pub email: Email,
-    /// Owner's password, 8–128 characters.
+    /// Owner's password, 8–128 characters, not easy to guess (zxcvbn strength at least 3 of 4;
+    /// a weak one is refused with 422 saying why).
     pub password: Password,
 }
 
@@ -88,7 +89,7 @@ impl From<&Tenant> for TenantView {
 
 /// A user.
 #[derive(Object, Debug)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct UserView {
     /// Id (`usr_…`).
     pub id: UserId,
@@ -100,6 +101,9 @@ pub struct UserView {
     pub role: Role,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// When the user confirmed their address (absent: not yet; see
+    /// `POST /api/v1/auth/verify-email`).
+    pub email_verified_at: Option<DateTime<Utc>>,
 }
 
 impl From<&UserRecord> for UserView {
@@ -110,6 +114,7 @@ impl From<&UserRecord> for UserView {
             full_name: u.full_name.clone(),
             role: u.role,
             created_at: u.created_at,
+            email_verified_at: u.email_verified_at,
         }
     }
 }
@@ -273,7 +278,7 @@ enum UserCreated {
 }
 
 /// The client's address: the peer, or the forwarded client behind a trusted proxy.
-fn client_ip(req: &Request) -> String {
+pub(super) fn client_ip(req: &Request) -> String {
     req.data::<Arc<Edge>>()
         .map_or_else(|| "unknown".into(), |edge| edge.client_addr(req))
 }

@@ -60,6 +60,7 @@ impl Example for UserView {
             full_name: "Ada Lovelace".into(),
             role: Role::Owner,
             created_at: at(1, 12),
+            email_verified_at: Some(at(1, 13)),
         }
     }
 }

@@ -7,9 +7,11 @@ pub mod accounts;
 pub mod admin;
 pub mod billing;
 pub mod contract;
+pub mod credentials;
 pub mod edge;
 mod examples;
 pub mod health;
+pub mod invitations;
 pub mod jobs;
 pub mod keys;
 pub mod limits;
@@ -38,6 +40,8 @@ use std::sync::Arc;
 /// All operation groups, for the OpenAPI service.
 pub type Apis = (
     accounts::AccountsApi,
+    credentials::CredentialsApi,
+    invitations::InvitationsApi,
     keys::KeysApi,
     simulations::SimulationsApi,
     jobs::JobsApi,
@@ -53,6 +57,8 @@ pub fn service(app: Arc<App>) -> OpenApiService<Contract<Apis>, ()> {
     OpenApiService::new(
         Contract((
             accounts::AccountsApi { app: app.clone() },
+            credentials::CredentialsApi { app: app.clone() },
+            invitations::InvitationsApi { app: app.clone() },
             keys::KeysApi { app: app.clone() },
             simulations::SimulationsApi { app: app.clone() },
             jobs::JobsApi { app: app.clone() },

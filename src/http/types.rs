@@ -5,7 +5,7 @@
 //! ([`check_format`]).
 
 use crate::domain::{
-    ApiKeyId, BatchId, DisplayName, Email, JobId, KeyName, Password, Role, SimulationId, TenantId,
+    ApiKeyId, BatchId, DisplayName, Email, InvitationId, JobId, KeyName, Password, Role, SimulationId, TenantId,
     TenantSlug, TenantStatus, UserId,
 };
 use poem::http::HeaderValue;
@@ -150,6 +150,7 @@ api_id!(ApiKeyId, "ApiKeyId", "key");
 api_id!(SimulationId, "SimulationId", "sim");
 api_id!(JobId, "JobId", "job");
 api_id!(BatchId, "BatchId", "bat");
+api_id!(InvitationId, "InvitationId", "inv");
 
 api_string!(
     TenantSlug,
@@ -314,7 +315,7 @@ macro_rules! api_enum {
 api_enum!(
     Role,
     "Role",
-    "A user's role inside its tenant: `owner` (created the tenant; all rights), `admin` (manages users and API keys), `member` (runs simulations and reads results)."
+    "A user's role inside its tenant: `owner` (created the tenant; all rights), `admin` (manages users and API keys), `member` (runs simulations and reads results), `viewer` (reads simulations and usage)."
 );
 api_enum!(
     TenantStatus,
