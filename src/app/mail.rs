@@ -62,7 +62,7 @@ impl Mailer {
                 "Someone (hopefully you) asked to reset the password of {email} at {tenant_name} ({tenant}).\n\n\
                  Choose a new password here:\n{link}\n\n\
                  The link works once, until {} (30 minutes). Signing in elsewhere ends when the password changes.\n\
-                 API: POST /api/v1/auth/password-reset/confirm with {{\"token\": \"{}\", \"new_password\": \"…\"}} \
+                 API: POST /api/v1/auth/password-reset/confirm with {{\"token\": \"{}\", \"new_password\": \"...\"}} \
                  and X-Tenant-ID: {tenant}.\n\n\
                  If you did not ask for this, ignore this message: your password stays as it is.\n",
                 expires_at.format("%Y-%m-%d %H:%M UTC"),
@@ -119,8 +119,8 @@ impl Mailer {
                 "{inviter} invited {email} to join {tenant_name} ({tenant}) as {}.\n\n\
                  Accept here:\n{link}\n\n\
                  The invitation works once, until {}.\n\
-                 API: POST /api/v1/invitations/accept with {{\"token\": \"{}\", \"full_name\": \"…\", \
-                 \"password\": \"…\"}} and X-Tenant-ID: {tenant}.\n\n\
+                 API: POST /api/v1/invitations/accept with {{\"token\": \"{}\", \"full_name\": \"...\", \
+                 \"password\": \"...\"}} and X-Tenant-ID: {tenant}.\n\n\
                  If you do not know {inviter}, ignore this message.\n",
                 role.as_str(),
                 expires_at.format("%Y-%m-%d %H:%M UTC"),
@@ -147,5 +147,14 @@ mod tests {
         let mail = m.password_reset(&slug, "Acme", "ada@acme.example", &token, Utc::now());
         assert!(mail.body_text.contains(&link));
         assert_eq!(mail.recipient, "ada@acme.example");
+        // ASCII only, so SMTP carries it as 7bit text and the link stays whole in the message.
+        for m in [
+            mail,
+            m.email_verification(&slug, "Acme", "ada@acme.example", &token, Utc::now()),
+            m.invitation(&slug, "Acme", "Ada", "g@acme.example", Role::Viewer, &token, Utc::now()),
+        ] {
+            assert!(m.body_text.is_ascii(), "{}", m.body_text);
+            assert!(m.body_text.lines().all(|l| l.len() < 500));
+        }
     }
 }
