@@ -1,7 +1,7 @@
 //! Accounts: signing up an organisation, signing in, who is calling, and the tenant's users.
 
-use super::directory::{NamedTenant, TenantDirectory};
 use super::credentials::VERIFICATION_TOKEN_TTL;
+use super::directory::{NamedTenant, TenantDirectory};
 use super::keys::CreatedKey;
 use super::mail::Mailer;
 use super::passwords::{check_strength, hash_password, verify_password};

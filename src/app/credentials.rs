@@ -161,7 +161,9 @@ impl CredentialService {
         client: &str,
     ) -> Result<(), AppError> {
         let (user_id, _) = ctx.user().ok_or_else(|| {
-            AppError::forbidden("changing a password needs the signed-in user (bearer token), not an API key")
+            AppError::forbidden(
+                "changing a password needs the signed-in user (bearer token), not an API key",
+            )
         })?;
         let tenant = ctx.tenant();
         let throttle = self.quotas.login_throttle();
@@ -199,7 +201,9 @@ impl CredentialService {
         let now = self.clock.now();
         let mut tx = ctx.begin(&self.db).await?;
         if !users::set_password(&mut tx, user_id, &new_hash).await? {
-            return Err(AppError::unauthorized("the user of this token no longer exists"));
+            return Err(AppError::unauthorized(
+                "the user of this token no longer exists",
+            ));
         }
         audit::append(
             &mut tx,
@@ -357,7 +361,9 @@ impl CredentialService {
             "password-reset",
         )?;
         let Some((user, _)) = users::lock_with_hash(&mut tx, row.user_id).await? else {
-            return Err(token_problem("the user of this password-reset token no longer exists"));
+            return Err(token_problem(
+                "the user of this password-reset token no longer exists",
+            ));
         };
         if user.email != row.email {
             return Err(token_problem(
@@ -408,7 +414,9 @@ impl CredentialService {
             "verification",
         )?;
         let Some((user, _)) = users::lock_with_hash(&mut tx, row.user_id).await? else {
-            return Err(token_problem("the user of this verification token no longer exists"));
+            return Err(token_problem(
+                "the user of this verification token no longer exists",
+            ));
         };
         if user.email != row.email {
             return Err(token_problem(
@@ -460,7 +468,8 @@ impl CredentialService {
                 at.format("%Y-%m-%d %H:%M:%S UTC")
             )));
         }
-        if let Some(at) = account_tokens::last_sent(&mut tx, user.id, Purpose::EmailVerification).await?
+        if let Some(at) =
+            account_tokens::last_sent(&mut tx, user.id, Purpose::EmailVerification).await?
             && now - at < RESEND_INTERVAL
         {
             let wait = (at + RESEND_INTERVAL - now).num_seconds().max(1) as u64;

@@ -78,7 +78,11 @@ impl InvitationStatus {
         Self::ALL
             .into_iter()
             .find(|v| v.as_str() == s)
-            .ok_or_else(|| format!("{s:?} is not an invitation status; one of pending, accepted, revoked, expired"))
+            .ok_or_else(|| {
+                format!(
+                    "{s:?} is not an invitation status; one of pending, accepted, revoked, expired"
+                )
+            })
     }
 }
 
@@ -263,8 +267,16 @@ impl InvitationService {
         full_name: DisplayName,
         password: Password,
     ) -> Result<UserRecord, AppError> {
-        let unknown = || token_problem("this invitation token is unknown in this tenant; use the link of the latest invitation");
-        let tenant = self.directory.by_slug(&named.slug).await?.ok_or_else(unknown)?;
+        let unknown = || {
+            token_problem(
+                "this invitation token is unknown in this tenant; use the link of the latest invitation",
+            )
+        };
+        let tenant = self
+            .directory
+            .by_slug(&named.slug)
+            .await?
+            .ok_or_else(unknown)?;
         let now = self.clock.now();
         let mut tx = begin_token_flow(&self.db, &tenant).await?;
         let inv = invitations::lock_by_token(&mut tx, &token.hash())
@@ -273,7 +285,9 @@ impl InvitationService {
         match InvitationStatus::of(&inv, now) {
             InvitationStatus::Pending => {}
             InvitationStatus::Accepted => {
-                return Err(token_problem("this invitation was already accepted; sign in instead"));
+                return Err(token_problem(
+                    "this invitation was already accepted; sign in instead",
+                ));
             }
             InvitationStatus::Revoked => {
                 return Err(token_problem(

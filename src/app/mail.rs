@@ -136,13 +136,19 @@ mod tests {
 
     #[test]
     fn links_are_on_the_tenant_url_and_carry_the_token() {
-        let m = Mailer::new("https://{tenant}.mc.example".into(), Arc::new(Notify::new()));
+        let m = Mailer::new(
+            "https://{tenant}.mc.example".into(),
+            Arc::new(Notify::new()),
+        );
         let slug = TenantSlug::parse("acme").unwrap();
         let token = OneTimeToken::generate();
         let link = m.link(&slug, RESET_PATH, &token);
         assert_eq!(
             link,
-            format!("https://acme.mc.example/reset-password?token={}", token.expose())
+            format!(
+                "https://acme.mc.example/reset-password?token={}",
+                token.expose()
+            )
         );
         let mail = m.password_reset(&slug, "Acme", "ada@acme.example", &token, Utc::now());
         assert!(mail.body_text.contains(&link));
@@ -151,7 +157,15 @@ mod tests {
         for m in [
             mail,
             m.email_verification(&slug, "Acme", "ada@acme.example", &token, Utc::now()),
-            m.invitation(&slug, "Acme", "Ada", "g@acme.example", Role::Viewer, &token, Utc::now()),
+            m.invitation(
+                &slug,
+                "Acme",
+                "Ada",
+                "g@acme.example",
+                Role::Viewer,
+                &token,
+                Utc::now(),
+            ),
         ] {
             assert!(m.body_text.is_ascii(), "{}", m.body_text);
             assert!(m.body_text.lines().all(|l| l.len() < 500));

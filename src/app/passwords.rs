@@ -137,9 +137,13 @@ mod tests {
         let own = p("grace.hopper.acme");
         assert!(check_strength("password", &own, vec![]).await.is_ok());
         assert!(
-            check_strength("password", &own, vec!["grace.hopper@acme.example".into(), "acme".into()])
-                .await
-                .is_err()
+            check_strength(
+                "password",
+                &own,
+                vec!["grace.hopper@acme.example".into(), "acme".into()]
+            )
+            .await
+            .is_err()
         );
         assert!(
             check_strength("password", &p("correct horse battery"), vec![])

@@ -157,7 +157,11 @@ pub async fn lock_by_token(
 ///
 /// # Errors
 /// When PostgreSQL fails.
-pub async fn revoke(tx: &mut TenantTx, id: InvitationId, now: DateTime<Utc>) -> Result<(), AppError> {
+pub async fn revoke(
+    tx: &mut TenantTx,
+    id: InvitationId,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
     sqlx::query("UPDATE invitations SET revoked_at = $2 WHERE id = $1")
         .bind(id.as_uuid())
         .bind(now)

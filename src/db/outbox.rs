@@ -55,7 +55,11 @@ pub(super) const INSERT: &str = "INSERT INTO platform.mail_outbox \
 ///
 /// # Errors
 /// When PostgreSQL fails.
-pub async fn enqueue(tx: &mut TenantTx, mail: &NewMail, now: DateTime<Utc>) -> Result<(), AppError> {
+pub async fn enqueue(
+    tx: &mut TenantTx,
+    mail: &NewMail,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
     sqlx::query(INSERT)
         .bind(Uuid::now_v7())
         .bind(mail.tenant_id.map(|t| t.as_uuid()))

@@ -123,7 +123,11 @@ impl BodyLimit for VerifyEmailRequest {
     const MAX_BODY_BYTES: usize = ACCOUNT_BODY_LIMIT;
 }
 
-ok_response!(PasswordChanged, Notice, "Password changed; other sessions end.");
+ok_response!(
+    PasswordChanged,
+    Notice,
+    "Password changed; other sessions end."
+);
 ok_response!(PasswordReset, Notice, "Password set; every session ends.");
 ok_response!(EmailVerified, UserView, "The address is verified.");
 
@@ -144,7 +148,7 @@ enum ResendAccepted {
 
 problem_responses!(ChangeError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, Invalid = 422, TooMany = 429, Unavailable = 503 });
 problem_responses!(ResetError { BadRequest = 400, Invalid = 422, TooMany = 429, Unavailable = 503 });
-problem_responses!(TokenError { BadRequest = 400, Invalid = 422, TooMany = 429, Unavailable = 503 });
+problem_responses!(TokenError { BadRequest = 400, Invalid = 422, Unavailable = 503 });
 problem_responses!(ResendError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, Conflict = 409, TooMany = 429, Unavailable = 503 });
 
 /// The tenant named by the subdomain or `X-Tenant-ID` (400 when none).

@@ -188,7 +188,11 @@ ok_response!(
     Vec<InvitationView>,
     "The tenant's invitations, newest first (at most 500)."
 );
-ok_response!(InvitationRevoked, InvitationView, "The invitation, now revoked.");
+ok_response!(
+    InvitationRevoked,
+    InvitationView,
+    "The invitation, now revoked."
+);
 
 #[derive(ApiResponse)]
 enum InvitationCreated {
@@ -205,7 +209,7 @@ enum InvitationAccepted {
 }
 
 problem_responses!(InvitationsError { BadRequest = 400, Unauthorized = 401, Forbidden = 403, NotFound = 404, Conflict = 409, Invalid = 422, TooMany = 429, Unavailable = 503 });
-problem_responses!(AcceptError { BadRequest = 400, Conflict = 409, Invalid = 422, TooMany = 429, Unavailable = 503 });
+problem_responses!(AcceptError { BadRequest = 400, Conflict = 409, Invalid = 422, Unavailable = 503 });
 
 #[OpenApi(tag = "ApiTags::Users")]
 impl InvitationsApi {

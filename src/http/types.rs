@@ -5,8 +5,8 @@
 //! ([`check_format`]).
 
 use crate::domain::{
-    ApiKeyId, BatchId, DisplayName, Email, InvitationId, JobId, KeyName, Password, Role, SimulationId, TenantId,
-    TenantSlug, TenantStatus, UserId,
+    ApiKeyId, BatchId, DisplayName, Email, InvitationId, JobId, KeyName, Password, Role,
+    SimulationId, TenantId, TenantSlug, TenantStatus, UserId,
 };
 use poem::http::HeaderValue;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};

@@ -501,7 +501,10 @@ async fn checkout_and_portal_send_what_stripe_needs_and_customer_is_created_once
         )
         .await
         .problem(403);
-    assert!(d.contains("not verified") && d.contains("start a paid plan"), "{d}");
+    assert!(
+        d.contains("not verified") && d.contains("start a paid plan"),
+        "{d}"
+    );
     assert!(b.cap.recorded.lock().unwrap().is_empty());
     b.app.verify_owner(&t).await;
     let owner = bearer(&t.token);

@@ -454,7 +454,10 @@ fn sink_python() -> std::path::PathBuf {
                     .arg(root.join("scripts/mail-sink.sh"))
                     .status()
                     .is_ok_and(|s| s.success());
-                assert!(ok, "could not install aiosmtpd: run bash scripts/mail-sink.sh");
+                assert!(
+                    ok,
+                    "could not install aiosmtpd: run bash scripts/mail-sink.sh"
+                );
             }
             python
         })
@@ -491,7 +494,10 @@ impl MailSink {
             .spawn()
             .expect("sink starts");
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return Self {
                     port,
                     dir,
@@ -551,7 +557,10 @@ impl MailSink {
         }
         panic!(
             "message {n} to {recipient} did not arrive within 10 s; received: {:?}",
-            self.messages().iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>()
+            self.messages()
+                .iter()
+                .map(|m| (&m.to, &m.subject))
+                .collect::<Vec<_>>()
         );
     }
 

@@ -33,18 +33,24 @@ async fn audit_actions(app: &TestApp, schema: &str) -> Vec<String> {
 async fn reset_through_the_smtp_sink_sets_a_new_password_once() {
     let sink = MailSink::start().await;
     let app = spawn_with(Options {
-        env: vec![
-            ("SMTP_URL", sink.url()),
-            ("MAIL_POLL_MS", "50".into()),
-        ],
+        env: vec![("SMTP_URL", sink.url()), ("MAIL_POLL_MS", "50".into())],
         ..Options::default()
     })
     .await;
     app.signup("acme").await;
     let r = app
-        .post("/api/v1/auth/password-reset", &[("x-tenant-id", "acme")], json!({"email": "Owner@Acme.example"}))
+        .post(
+            "/api/v1/auth/password-reset",
+            &[("x-tenant-id", "acme")],
+            json!({"email": "Owner@Acme.example"}),
+        )
         .await;
-    assert!(r.ok(202)["message"].as_str().unwrap().contains("if this address belongs"));
+    assert!(
+        r.ok(202)["message"]
+            .as_str()
+            .unwrap()
+            .contains("if this address belongs")
+    );
     // The verification message came first; the reset is the second message.
     let mail = sink.nth_to("owner@acme.example", 2).await;
     assert!(mail.subject.contains("Reset your"), "{}", mail.subject);
@@ -71,7 +77,9 @@ async fn reset_through_the_smtp_sink_sets_a_new_password_once() {
     login(&app, "acme", "owner@acme.example", "correct horse battery")
         .await
         .problem(401);
-    login(&app, "acme", "owner@acme.example", NEW_PASSWORD).await.ok(200);
+    login(&app, "acme", "owner@acme.example", NEW_PASSWORD)
+        .await
+        .ok(200);
     // Single use.
     let d = app
         .post(
@@ -82,13 +90,16 @@ async fn reset_through_the_smtp_sink_sets_a_new_password_once() {
         .await
         .problem(422);
     assert!(d.contains("already used"), "{d}");
-    login(&app, "acme", "owner@acme.example", NEW_PASSWORD).await.ok(200);
+    login(&app, "acme", "owner@acme.example", NEW_PASSWORD)
+        .await
+        .ok(200);
     // The reset proved the address.
     let pool = app.pg().await;
-    let verified: bool = sqlx::query_scalar("SELECT email_verified_at IS NOT NULL FROM t_acme.users")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let verified: bool =
+        sqlx::query_scalar("SELECT email_verified_at IS NOT NULL FROM t_acme.users")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert!(verified);
     let actions = audit_actions(&app, "t_acme").await;
     for a in ["password_reset.requested", "password_reset.completed"] {
@@ -105,23 +116,31 @@ async fn reset_requests_answer_the_same_for_unknown_addresses_and_tenants() {
     .await;
     app.signup("acme").await;
     let cases: [(&str, &str); 3] = [
-        ("acme", "owner@acme.example"),   // exists
-        ("acme", "nobody@acme.example"),  // unknown address
+        ("acme", "owner@acme.example"),  // exists
+        ("acme", "nobody@acme.example"), // unknown address
         ("ghost", "owner@acme.example"), // unknown tenant
     ];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     let mut bodies: Vec<Value> = Vec::new();
     // Warm up (first argon2 hash, connections).
     for (slug, email) in cases {
-        app.post("/api/v1/auth/password-reset", &[("x-tenant-id", slug)], json!({"email": email}))
-            .await
-            .ok(202);
+        app.post(
+            "/api/v1/auth/password-reset",
+            &[("x-tenant-id", slug)],
+            json!({"email": email}),
+        )
+        .await
+        .ok(202);
     }
     for _ in 0..6 {
         for (i, (slug, email)) in cases.iter().enumerate() {
             let start = Instant::now();
             let r = app
-                .post("/api/v1/auth/password-reset", &[("x-tenant-id", slug)], json!({"email": email}))
+                .post(
+                    "/api/v1/auth/password-reset",
+                    &[("x-tenant-id", slug)],
+                    json!({"email": email}),
+                )
                 .await;
             times[i].push(start.elapsed().as_secs_f64() * 1000.0);
             assert_eq!(r.status.as_u16(), 202, "{}", r.body);
@@ -141,7 +160,10 @@ async fn reset_requests_answer_the_same_for_unknown_addresses_and_tenants() {
     }
     let spread = medians.iter().cloned().fold(f64::MIN, f64::max)
         - medians.iter().cloned().fold(f64::MAX, f64::min);
-    assert!(spread < 50.0, "timing differs by {spread:.1} ms: {medians:?}");
+    assert!(
+        spread < 50.0,
+        "timing differs by {spread:.1} ms: {medians:?}"
+    );
     // Only the real user got a message (one: at most one per minute), besides the verification.
     let pool = app.pg().await;
     let kinds: Vec<(String, String)> =
@@ -152,19 +174,31 @@ async fn reset_requests_answer_the_same_for_unknown_addresses_and_tenants() {
     assert_eq!(
         kinds,
         vec![
-            ("owner@acme.example".to_string(), "email_verification".to_string()),
-            ("owner@acme.example".to_string(), "password_reset".to_string()),
+            (
+                "owner@acme.example".to_string(),
+                "email_verification".to_string()
+            ),
+            (
+                "owner@acme.example".to_string(),
+                "password_reset".to_string()
+            ),
         ]
     );
     // A minute later the user can get another.
     app.advance(Duration::seconds(61));
-    app.post("/api/v1/auth/password-reset", &[("x-tenant-id", "acme")], json!({"email": "owner@acme.example"}))
-        .await
-        .ok(202);
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM platform.mail_outbox WHERE kind = 'password_reset'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    app.post(
+        "/api/v1/auth/password-reset",
+        &[("x-tenant-id", "acme")],
+        json!({"email": "owner@acme.example"}),
+    )
+    .await
+    .ok(202);
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM platform.mail_outbox WHERE kind = 'password_reset'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(n, 2);
 }
 
@@ -173,10 +207,16 @@ async fn reset_tokens_expire_after_30_minutes_and_a_newer_reset_ends_older_token
     let app = spawn_app().await;
     app.signup("acme").await;
     let ask = || {
-        app.post("/api/v1/auth/password-reset", &[("x-tenant-id", "acme")], json!({"email": "owner@acme.example"}))
+        app.post(
+            "/api/v1/auth/password-reset",
+            &[("x-tenant-id", "acme")],
+            json!({"email": "owner@acme.example"}),
+        )
     };
     ask().await.ok(202);
-    let first = app.outbox_token("owner@acme.example", "/reset-password").await;
+    let first = app
+        .outbox_token("owner@acme.example", "/reset-password")
+        .await;
     app.advance(Duration::minutes(30));
     let d = app
         .post(
@@ -189,10 +229,14 @@ async fn reset_tokens_expire_after_30_minutes_and_a_newer_reset_ends_older_token
     assert!(d.contains("expired"), "{d}");
     // Two fresh tokens: using one ends the other.
     ask().await.ok(202);
-    let second = app.outbox_token("owner@acme.example", "/reset-password").await;
+    let second = app
+        .outbox_token("owner@acme.example", "/reset-password")
+        .await;
     app.advance(Duration::minutes(2));
     ask().await.ok(202);
-    let third = app.outbox_token("owner@acme.example", "/reset-password").await;
+    let third = app
+        .outbox_token("owner@acme.example", "/reset-password")
+        .await;
     assert_ne!(second, third);
     app.post(
         "/api/v1/auth/password-reset/confirm",
@@ -228,9 +272,13 @@ async fn reset_tokens_expire_after_30_minutes_and_a_newer_reset_ends_older_token
     .await
     .problem(422);
     // The tenant must be named.
-    app.post("/api/v1/auth/password-reset", &[], json!({"email": "owner@acme.example"}))
-        .await
-        .problem(400);
+    app.post(
+        "/api/v1/auth/password-reset",
+        &[],
+        json!({"email": "owner@acme.example"}),
+    )
+    .await
+    .problem(400);
 }
 
 #[tokio::test]
@@ -255,9 +303,13 @@ async fn changing_the_password_needs_the_current_one_and_a_strong_new_one() {
     assert_eq!(r.body["field"], "new_password");
     assert!(d.contains("common password"), "{d}");
     // Built from the user's own address and organisation: refused for that reason.
-    let d = change("correct horse battery", "owner@acme.example").await.problem(422);
+    let d = change("correct horse battery", "owner@acme.example")
+        .await
+        .problem(422);
     assert!(d.contains("too easy to guess"), "{d}");
-    let d = change("correct horse battery", "correct horse battery").await.problem(422);
+    let d = change("correct horse battery", "correct horse battery")
+        .await
+        .problem(422);
     assert!(d.contains("differ"), "{d}");
     // An API key cannot change a password.
     app.post(
@@ -267,13 +319,23 @@ async fn changing_the_password_needs_the_current_one_and_a_strong_new_one() {
     )
     .await
     .problem(401);
-    assert!(change("correct horse battery", NEW_PASSWORD).await.ok(200)["message"]
-        .as_str()
-        .unwrap()
-        .contains("password changed"));
-    login(&app, "acme", "owner@acme.example", "correct horse battery").await.problem(401);
-    login(&app, "acme", "owner@acme.example", NEW_PASSWORD).await.ok(200);
-    assert!(audit_actions(&app, "t_acme").await.contains(&"password.changed".to_string()));
+    assert!(
+        change("correct horse battery", NEW_PASSWORD).await.ok(200)["message"]
+            .as_str()
+            .unwrap()
+            .contains("password changed")
+    );
+    login(&app, "acme", "owner@acme.example", "correct horse battery")
+        .await
+        .problem(401);
+    login(&app, "acme", "owner@acme.example", NEW_PASSWORD)
+        .await
+        .ok(200);
+    assert!(
+        audit_actions(&app, "t_acme")
+            .await
+            .contains(&"password.changed".to_string())
+    );
 }
 
 #[tokio::test]
@@ -290,7 +352,10 @@ async fn weak_passwords_are_refused_at_signup_with_zxcvbns_reason() {
     let d = r.problem(422);
     assert_eq!(r.body["field"], "password");
     assert!(d.contains("too easy to guess"), "{d}");
-    assert!(d.to_lowercase().contains("keys") || d.contains("common"), "{d}");
+    assert!(
+        d.to_lowercase().contains("keys") || d.contains("common"),
+        "{d}"
+    );
     let d = app
         .post(
             "/api/v1/signup",
