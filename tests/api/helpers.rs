@@ -486,7 +486,7 @@ impl MailSink {
         let dir = std::env::temp_dir().join(format!("mc-mail-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mail/sink.py");
-        let child = std::process::Command::new(python)
+        let mut child = std::process::Command::new(python)
             .arg(script)
             .args(["--port", &port.to_string(), "--dir"])
             .arg(&dir)
@@ -506,6 +506,8 @@ impl MailSink {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the SMTP sink did not listen on 127.0.0.1:{port} within 5 s");
     }
 

@@ -31,16 +31,18 @@ struct OutboxRow {
     last_error: Option<String>,
 }
 
+type OutboxTuple = (
+    i32,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<String>,
+);
+
 async fn outbox(app: &TestApp) -> Vec<OutboxRow> {
     let pool = app.pg().await;
-    let rows: Vec<(
-        i32,
-        DateTime<Utc>,
-        DateTime<Utc>,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let rows: Vec<OutboxTuple> = sqlx::query_as(
         "SELECT attempts, created_at, next_attempt_at, sent_at, failed_at, last_error \
              FROM platform.mail_outbox ORDER BY created_at, id",
     )
