@@ -7,7 +7,9 @@
 //! refusal (5xx), with the last error kept. Delivery is at least once: a sender that dies
 //! between the SMTP `250` and recording it sends the message again when its lease ends.
 //!
-//! Without `SMTP_URL` (development) every message is written to the log and marked sent.
+//! Once delivered over SMTP a message's body is removed from its row, so no live link stays
+//! readable in the database. Without `SMTP_URL` (development) every message is written to the
+//! log and marked sent, its body kept.
 
 use crate::clock::SharedClock;
 use crate::config::MailSettings;
@@ -117,7 +119,9 @@ impl MailSender {
             let now = self.clock.now();
             match outcome {
                 Ok(()) => {
-                    outbox::mark_sent(&self.db, mail.id, now).await?;
+                    // Delivered over SMTP: the body (with its link) is removed from the row.
+                    // Written to the log (development): kept, the log has it anyway.
+                    outbox::mark_sent(&self.db, mail.id, now, !self.logs_only()).await?;
                 }
                 Err(f) => {
                     let attempts = u32::try_from(mail.attempts).unwrap_or(u32::MAX);

@@ -89,7 +89,7 @@ GRANT UPDATE (status, progress, attempts, not_before, lease_owner, lease_until, 
               charged_at, charged_overage, simulation_id, problem, started_at, finished_at,
               updated_at) ON platform.jobs TO {role};
 GRANT SELECT, INSERT ON platform.mail_outbox TO {role};
-GRANT UPDATE (attempts, next_attempt_at, sent_at, failed_at, last_error) ON platform.mail_outbox TO {role};";
+GRANT UPDATE (attempts, next_attempt_at, sent_at, failed_at, last_error, body_text) ON platform.mail_outbox TO {role};";
 
 /// What the request path may do in a tenant schema: read and write rows of its tables and use
 /// their sequences (`bigserial` ids), except that `audit_log` is append-only and refinery's

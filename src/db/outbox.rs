@@ -112,16 +112,31 @@ pub async fn claim(
         .collect()
 }
 
-/// Records a delivery.
+/// What a delivered message's body is replaced with (see [`mark_sent`]).
+pub const REDACTED_BODY: &str =
+    "[delivered; the body, which carried a single-use link, was removed]";
+
+/// Records a delivery. With `redact`, the body is replaced by [`REDACTED_BODY`]: the link it
+/// carried must not stay readable in the database once it left (only the token's hash is kept
+/// elsewhere).
 ///
 /// # Errors
 /// When PostgreSQL fails.
-pub async fn mark_sent(db: &Db, id: Uuid, now: DateTime<Utc>) -> Result<(), AppError> {
+pub async fn mark_sent(
+    db: &Db,
+    id: Uuid,
+    now: DateTime<Utc>,
+    redact: bool,
+) -> Result<(), AppError> {
     sqlx::query(
-        "UPDATE platform.mail_outbox SET sent_at = $2, last_error = NULL WHERE id = $1 AND sent_at IS NULL",
+        "UPDATE platform.mail_outbox SET sent_at = $2, last_error = NULL, \
+             body_text = CASE WHEN $3 THEN $4 ELSE body_text END \
+         WHERE id = $1 AND sent_at IS NULL",
     )
     .bind(id)
     .bind(now)
+    .bind(redact)
+    .bind(REDACTED_BODY)
     .execute(&db.pool)
     .await?;
     Ok(())

@@ -248,9 +248,10 @@ mod tests {
             }
         }
         assert_eq!(
-            bodies, 9,
+            bodies, 15,
             "signup, login, createUser, createKey, createSimulation, createBatch, adminUpdateTenant, \
-             createCheckoutSession, changeSubscription"
+             createCheckoutSession, changeSubscription, changePassword, requestPasswordReset, \
+             confirmPasswordReset, verifyEmail, createInvitation, acceptInvitation"
         );
     }
 }

@@ -114,10 +114,16 @@ async fn signup_mails_a_verification_link_over_smtp_and_verifying_unlocks_invita
         mail.raw
     );
     let token = mail.token("/verify-email");
-    // The outbox row records the delivery.
+    // The outbox row records the delivery, and no longer holds the link.
     let row = until_row(&app, |r| r.sent_at.is_some()).await;
     assert_eq!(row.attempts, 1);
     assert!(row.last_error.is_none());
+    let pool = app.pg().await;
+    let body: String = sqlx::query_scalar("SELECT body_text FROM platform.mail_outbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(!body.contains(&token) && body.contains("removed"), "{body}");
 
     // Inviting needs a verified owner.
     let invite = json!({"email": "grace@acme.example", "role": "member"});

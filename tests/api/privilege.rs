@@ -302,6 +302,7 @@ async fn the_request_role_holds_exactly_the_documented_grants() {
             "mail_outbox.sent_at",
             "mail_outbox.failed_at",
             "mail_outbox.last_error",
+            "mail_outbox.body_text",
         ])
     );
     let (schema_create, database_create, database_temp, public_create): (bool, bool, bool, bool) =
