@@ -79,6 +79,7 @@ async fn main() {
             owner_name: DisplayName::parse("Owner").unwrap(),
             owner_email: Email::parse("owner@direct.example").unwrap(),
             owner_password_hash: hash.clone(),
+            verification: None,
         };
         let t = Instant::now();
         services.tenants.provision(new).await.expect("provisioned");

@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/services.sh
 # localstripe (a fake Stripe) for the billing tests; installed into .tools/venv when missing.
 bash scripts/localstripe.sh
+# aiosmtpd (an SMTP sink) for the mail tests, which start their own sink on a free port;
+# installed into .tools/venv when missing.
+bash scripts/mail-sink.sh
 # Each integration test creates its own database `test_<uuid>`; drop those of earlier runs
 # (left by killed runs), but not those a run going on beside this one is connected to.
 psql -h 127.0.0.1 -U postgres -d postgres -Atc \

@@ -33,6 +33,13 @@
 //! | `JOB_POLL_MS` | `500` | how often an idle worker looks for jobs when no `NOTIFY job_queued` woke it |
 //! | `ASYNC_WORK_THRESHOLD` | `10000000000` | `POST /simulations` above this paths × steps × assets (× rate-search runs) becomes a job (202) without `Prefer: respond-async` |
 //! | `METRICS_TOKEN` | unset | bearer token for `GET /metrics` (the `ADMIN_TOKEN` is accepted too); both unset = `/metrics` answers 404 |
+//! | `SMTP_URL` | unset | SMTP server for outgoing mail: `smtp://host:25` (plain, e.g. a local relay), `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://user:pass@host:465` (TLS); unset = every message is written to the log and marked sent (development) |
+//! | `MAIL_FROM` | `Monte Carlo <no-reply@BASE_DOMAIN>` | sender of outgoing mail (`Name <address>` or an address) |
+//! | `PUBLIC_URL` | `https://{tenant}.BASE_DOMAIN` | base of the links in mail; `{tenant}` is replaced by the tenant's slug |
+//! | `MAIL_POLL_MS` | `1000` | how often the mail sender looks for due messages (a message written on this instance wakes it at once) |
+//! | `MAIL_MAX_ATTEMPTS` | `8` | delivery attempts before a message is given up (`failed_at` set, error kept) |
+//! | `MAIL_RETRY_BASE_SECS` | `30` | delay after the first failed attempt; doubled after each further one |
+//! | `MAIL_RETRY_MAX_SECS` | `3600` | longest delay between attempts |
 //!
 //! # Secrets in production
 //! With `PRODUCTION=true`, `JWT_SECRET` and `ADMIN_TOKEN` must each be at least
@@ -141,6 +148,27 @@ pub struct Settings {
     pub jobs: JobSettings,
     /// Bearer token for `/metrics`; `None` hides it.
     pub metrics_token: Option<Secret<String>>,
+    /// Outgoing mail (the outbox sender).
+    pub mail: MailSettings,
+}
+
+/// Outgoing mail (`SMTP_URL`, `MAIL_*`, `PUBLIC_URL`).
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// SMTP server URL (may carry credentials); `None` = messages go to the log.
+    pub smtp_url: Option<Secret<String>>,
+    /// The `From` header, `Name <address>` or an address.
+    pub from: String,
+    /// Base of links in mail, with `{tenant}` standing for the tenant's slug; no trailing `/`.
+    pub public_url: String,
+    /// Poll interval of the sender, milliseconds.
+    pub poll_ms: u64,
+    /// Delivery attempts before a message is given up.
+    pub max_attempts: u32,
+    /// Delay after the first failure, seconds (doubled after each further one).
+    pub retry_base_secs: u64,
+    /// Longest delay between attempts, seconds.
+    pub retry_max_secs: u64,
 }
 
 /// Stripe billing configuration (`STRIPE_*`, `BILLING_GRACE_DAYS`).
@@ -421,6 +449,7 @@ impl Settings {
                 "BASE_DOMAIN {base_domain:?} is not a domain"
             )));
         }
+        let mail = mail_settings(&get, &base_domain)?;
         Ok(Self {
             database_url: Secret::new(database_url),
             database_app_url: Secret::new(database_app_url),
@@ -462,6 +491,7 @@ impl Settings {
             metrics_token: get("METRICS_TOKEN")
                 .filter(|s| !s.is_empty())
                 .map(Secret::new),
+            mail,
             trusted_proxies: get("TRUSTED_PROXIES")
                 .unwrap_or_default()
                 .split(',')
@@ -498,6 +528,56 @@ impl Settings {
         }
         out
     }
+}
+
+/// `SMTP_URL`, `MAIL_*` and `PUBLIC_URL` (see the module table).
+fn mail_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    base_domain: &str,
+) -> Result<MailSettings, ConfigError> {
+    let number = |name: &str, default: u64| -> Result<u64, ConfigError> {
+        match get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| ConfigError(format!("{name} must be a whole number, got {v:?}"))),
+        }
+    };
+    let smtp_url = get("SMTP_URL").filter(|s| !s.trim().is_empty());
+    if let Some(url) = &smtp_url
+        && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+    {
+        return Err(ConfigError(
+            "SMTP_URL must start with smtp:// or smtps:// (e.g. smtp://127.0.0.1:2525, smtps://user:pass@mail.example.com:465)".into(),
+        ));
+    }
+    let from = get("MAIL_FROM")
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| format!("Monte Carlo <no-reply@{base_domain}>"));
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(ConfigError(format!(
+            "MAIL_FROM {from:?} is not a mailbox (`Name <address@example.com>` or `address@example.com`)"
+        )));
+    }
+    let public_url = get("PUBLIC_URL")
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| format!("https://{{tenant}}.{base_domain}"));
+    let public_url = public_url.trim().trim_end_matches('/').to_string();
+    if !(public_url.starts_with("https://") || public_url.starts_with("http://")) {
+        return Err(ConfigError(format!(
+            "PUBLIC_URL must be an http(s) URL such as https://{{tenant}}.example.com, got {public_url:?}"
+        )));
+    }
+    let retry_base_secs = number("MAIL_RETRY_BASE_SECS", 30)?.clamp(1, 86_400);
+    Ok(MailSettings {
+        smtp_url: smtp_url.map(Secret::new),
+        from,
+        public_url,
+        poll_ms: number("MAIL_POLL_MS", 1000)?.clamp(10, 600_000),
+        max_attempts: number("MAIL_MAX_ATTEMPTS", 8)?.clamp(1, 100) as u32,
+        retry_base_secs,
+        retry_max_secs: number("MAIL_RETRY_MAX_SECS", 3600)?.clamp(retry_base_secs, 7 * 86_400),
+    })
 }
 
 /// The webhook signing secrets: `STRIPE_WEBHOOK_SECRET` (one secret, the name Stripe's docs use)
@@ -833,6 +913,26 @@ mod tests {
         let s = settings(&[("DATABASE_APP_URL", "postgres://app@db/x")]).unwrap();
         assert_eq!(s.database_app_url.expose(), "postgres://app@db/x");
         assert_eq!(s.database_app_role_derived, None);
+    }
+
+    #[test]
+    fn mail_settings_have_local_defaults_and_are_checked() {
+        let m = settings(&[("BASE_DOMAIN", "mc.example")]).unwrap().mail;
+        assert!(m.smtp_url.is_none());
+        assert_eq!(m.from, "Monte Carlo <no-reply@mc.example>");
+        assert_eq!(m.public_url, "https://{tenant}.mc.example");
+        assert_eq!((m.max_attempts, m.retry_base_secs), (8, 30));
+        let m = settings(&[
+            ("SMTP_URL", "smtp://user:pw@127.0.0.1:2525"),
+            ("PUBLIC_URL", "http://{tenant}.localhost:8080/"),
+        ])
+        .unwrap()
+        .mail;
+        assert_eq!(m.public_url, "http://{tenant}.localhost:8080");
+        assert!(!format!("{m:?}").contains("pw@"));
+        assert!(settings(&[("SMTP_URL", "mail.example.com:25")]).is_err());
+        assert!(settings(&[("MAIL_FROM", "not a mailbox")]).is_err());
+        assert!(settings(&[("PUBLIC_URL", "ftp://x")]).is_err());
     }
 
     #[test]

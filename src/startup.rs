@@ -162,6 +162,16 @@ impl Application {
             Arc::downgrade(&app.session_cache),
         );
         spawn_background_tasks(&app);
+        if app.mail_sender.logs_only() {
+            tracing::warn!(
+                "SMTP_URL is not set: outgoing mail (with its single-use links) is written to the log, not sent"
+            );
+        }
+        crate::app::mail_sender::spawn(
+            Arc::downgrade(&app),
+            app.mail_wake.clone(),
+            app.mail_sender.poll_interval(),
+        );
         crate::metrics::handle();
         if settings.jobs.workers > 0 {
             crate::app::job_worker::spawn(&app, settings.jobs.workers, app_url.clone());

@@ -1,16 +1,18 @@
 //! Accounts: signing up an organisation, signing in, who is calling, and the tenant's users.
 
+use super::credentials::VERIFICATION_TOKEN_TTL;
 use super::directory::TenantDirectory;
 use super::keys::CreatedKey;
-use super::passwords::hash_password;
+use super::mail::Mailer;
+use super::passwords::{check_strength, hash_password};
 use super::sessions::{SessionService, SessionTokens};
-use super::tenants::{NewTenant, TenantService};
+use super::tenants::{NewTenant, OwnerVerificationMail, TenantService};
 use crate::clock::SharedClock;
 use crate::db::audit::AuditEvent;
 use crate::db::users::{self, UserRecord};
 use crate::db::{Db, TenantContext};
 use crate::domain::{
-    Client, DisplayName, Email, Password, Principal, Role, Tenant, TenantSlug, UserId,
+    Client, DisplayName, Email, OneTimeToken, Password, Principal, Role, Tenant, TenantSlug, UserId,
 };
 use crate::error::AppError;
 use crate::quota::Quotas;
@@ -75,6 +77,7 @@ pub struct AccountService {
     tenants: Arc<TenantService>,
     quotas: Arc<Quotas>,
     sessions: Arc<SessionService>,
+    mailer: Arc<Mailer>,
     clock: SharedClock,
 }
 
@@ -86,6 +89,7 @@ impl AccountService {
         tenants: Arc<TenantService>,
         quotas: Arc<Quotas>,
         sessions: Arc<SessionService>,
+        mailer: Arc<Mailer>,
         clock: SharedClock,
     ) -> Self {
         Self {
@@ -94,15 +98,18 @@ impl AccountService {
             tenants,
             quotas,
             sessions,
+            mailer,
             clock,
         }
     }
 
     /// Signs up an organisation: provisions its tenant on a trial with the owner and two API
-    /// keys, and signs the owner in. Throttled per client address and per slug.
+    /// keys, and signs the owner in. Throttled per client address and per slug. The password
+    /// must be strong (zxcvbn); the owner is sent an email-verification link (token and
+    /// message written in the provisioning transaction).
     ///
     /// # Errors
-    /// 409 when the slug is taken; 429 when throttled.
+    /// 409 when the slug is taken; 422 for a weak password; 429 when throttled.
     pub async fn signup(&self, s: Signup, client: &Client) -> Result<SignedUp, AppError> {
         let delay = self
             .quotas
@@ -117,7 +124,23 @@ impl AccountService {
                 s.slug.as_str()
             )));
         }
+        let inputs = vec![
+            s.email.to_string(),
+            s.slug.as_str().to_string(),
+            s.organisation_name.to_string(),
+            s.full_name.to_string(),
+        ];
+        check_strength("password", &s.password, inputs).await?;
         let hash = hash_password(s.password).await?;
+        let token = OneTimeToken::generate();
+        let expires_at = self.clock.now() + VERIFICATION_TOKEN_TTL;
+        let mail = self.mailer.email_verification(
+            &s.slug,
+            s.organisation_name.as_str(),
+            s.email.as_str(),
+            &token,
+            expires_at,
+        );
         let p = self
             .tenants
             .provision(NewTenant {
@@ -126,8 +149,14 @@ impl AccountService {
                 owner_name: s.full_name,
                 owner_email: s.email,
                 owner_password_hash: hash,
+                verification: Some(OwnerVerificationMail {
+                    token_hash: token.hash(),
+                    expires_at,
+                    mail,
+                }),
             })
             .await?;
+        self.mailer.wake();
         let tokens = self.sessions.start(&p.tenant, p.owner.id, client).await?;
         Ok(SignedUp {
             tenant: p.tenant,
@@ -194,6 +223,7 @@ impl AccountService {
             full_name: new.full_name.to_string(),
             role: new.role,
             created_at: now,
+            email_verified_at: None,
         };
         let mut tx = ctx.begin(&self.db).await?;
         if !users::insert(&mut tx, &user, &hash).await? {

@@ -386,11 +386,13 @@ impl BillingService {
     /// A Checkout Session to subscribe to `tier` (owner or admin).
     ///
     /// # Errors
-    /// 503 when billing is off; 403 for other callers; 422 for an unknown or free tier; 409 when
-    /// the tenant already has a subscription (change it instead) or the tier has no price.
+    /// 503 when billing is off; 403 for other callers or while the owner's address is not
+    /// verified; 422 for an unknown or free tier; 409 when the tenant already has a
+    /// subscription (change it instead) or the tier has no price.
     pub async fn checkout(&self, ctx: &TenantContext, tier: &str) -> Result<String, AppError> {
         let cfg = self.cfg()?;
         ctx.require_manager()?;
+        super::credentials::require_verified_owner(&self.db, ctx, "start a paid plan").await?;
         let price = self.priced_tier(tier).await?;
         let tenant = ctx.tenant();
         if let Some(a) = store::get(&self.db, tenant.id).await?

@@ -10,13 +10,17 @@ pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod changes;
+pub mod credentials;
 pub mod directory;
 pub mod health;
 pub mod idempotency;
+pub mod invitations;
 pub mod job_worker;
 pub mod jobs;
 pub mod key_cache;
 pub mod keys;
+pub mod mail;
+pub mod mail_sender;
 pub mod passwords;
 pub mod session_cache;
 pub mod sessions;
@@ -53,6 +57,16 @@ pub struct App {
     pub audit: audit::AuditService,
     /// Sessions and users as this instance remembers them.
     pub session_cache: Arc<session_cache::SessionCache>,
+    /// Password change and reset, email verification.
+    pub credentials: credentials::CredentialService,
+    /// Invitations.
+    pub invitations: invitations::InvitationService,
+    /// Composes mail and wakes the sender.
+    pub mailer: Arc<mail::Mailer>,
+    /// Delivers the mail outbox (run by the background task `mail_sender::spawn`).
+    pub mail_sender: Arc<mail_sender::MailSender>,
+    /// Wakes this instance's mail sender.
+    pub mail_wake: Arc<tokio::sync::Notify>,
     /// API keys.
     pub keys: keys::KeyService,
     /// Simulations.
@@ -131,8 +145,32 @@ impl App {
             clock.clone(),
             settings.fail_points.provisioning_before_commit,
         ));
+        let mail_wake = Arc::new(tokio::sync::Notify::new());
+        let mailer = Arc::new(mail::Mailer::new(
+            settings.mail.public_url.clone(),
+            mail_wake.clone(),
+        ));
+        let mail_sender = Arc::new(mail_sender::MailSender::new(
+            &settings.mail,
+            db.clone(),
+            clock.clone(),
+        ));
         Self {
             base_domain: settings.base_domain.clone(),
+            credentials: credentials::CredentialService::new(
+                db.clone(),
+                directory.clone(),
+                quotas.clone(),
+                mailer.clone(),
+                sessions.clone(),
+                clock.clone(),
+            ),
+            invitations: invitations::InvitationService::new(
+                db.clone(),
+                directory.clone(),
+                mailer.clone(),
+                clock.clone(),
+            ),
             auth: auth::AuthService::new(
                 db.clone(),
                 directory.clone(),
@@ -148,6 +186,7 @@ impl App {
                 tenants.clone(),
                 quotas.clone(),
                 sessions.clone(),
+                mailer.clone(),
                 clock.clone(),
             ),
             team: team::TeamService::new(
@@ -160,6 +199,9 @@ impl App {
             audit: audit::AuditService::new(db.clone()),
             sessions,
             session_cache,
+            mailer,
+            mail_sender,
+            mail_wake,
             keys: keys::KeyService::new(db.clone(), key_cache.clone(), clock.clone()),
             jobs: jobs::JobService::new(
                 db.clone(),

@@ -35,6 +35,20 @@ pub struct NewTenant {
     pub owner_email: Email,
     /// Owner's argon2id PHC hash.
     pub owner_password_hash: String,
+    /// The owner's email-verification token and the message carrying it, stored in the
+    /// provisioning transaction.
+    pub verification: Option<OwnerVerificationMail>,
+}
+
+/// An email-verification token for the new owner and its message.
+#[derive(Debug, Clone)]
+pub struct OwnerVerificationMail {
+    /// SHA-256 of the token.
+    pub token_hash: [u8; 32],
+    /// Its expiry.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// The message.
+    pub mail: crate::db::outbox::NewMail,
 }
 
 /// A provisioned tenant.
@@ -92,6 +106,7 @@ impl TenantService {
             full_name: new.owner_name.to_string(),
             role: Role::Owner,
             created_at: now,
+            email_verified_at: None,
         };
         let keys: Vec<CreatedKey> = INITIAL_KEYS
             .iter()
@@ -114,6 +129,14 @@ impl TenantService {
                 owner_password_hash: &new.owner_password_hash,
                 keys: &rows,
                 audit_details: serde_json::json!({"slug": new.slug.as_str(), "tier": "trial"}),
+                verification: new
+                    .verification
+                    .as_ref()
+                    .map(|v| provisioning::OwnerVerification {
+                        token_hash: &v.token_hash,
+                        expires_at: v.expires_at,
+                        mail: &v.mail,
+                    }),
                 fail_before_commit: self.fail_provisioning_before_commit,
             },
         )

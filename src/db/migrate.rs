@@ -61,7 +61,8 @@ pub async fn migrate_platform(db: &Db) -> Result<usize, DbError> {
 /// change (never `id`, `slug` or `schema_name`), read and insert key-directory rows (key
 /// lookup, key creation), read and upsert quota counters (PostgreSQL quota store), read the
 /// platform migration history (readiness), enqueue and read jobs and batches, and change the
-/// state columns of a job (never its tenant, principal or request). `{db}` and `{role}` are
+/// state columns of a job (never its tenant, principal or request), write mail to the outbox
+/// and record its delivery (never rewrite a message). `{db}` and `{role}` are
 /// quoted identifiers.
 /// `TEMPORARY` is revoked from `PUBLIC` on the service's own database so no login role can
 /// create temporary tables there (the owner keeps it as owner).
@@ -86,7 +87,9 @@ GRANT USAGE ON SEQUENCE platform.billing_audit_id_seq TO {role};
 GRANT SELECT, INSERT ON platform.jobs, platform.job_batches TO {role};
 GRANT UPDATE (status, progress, attempts, not_before, lease_owner, lease_until, cancel_requested,
               charged_at, charged_overage, simulation_id, problem, started_at, finished_at,
-              updated_at) ON platform.jobs TO {role};";
+              updated_at) ON platform.jobs TO {role};
+GRANT SELECT, INSERT ON platform.mail_outbox TO {role};
+GRANT UPDATE (attempts, next_attempt_at, sent_at, failed_at, last_error, body_text) ON platform.mail_outbox TO {role};";
 
 /// What the request path may do in a tenant schema: read and write rows of its tables and use
 /// their sequences (`bigserial` ids), except that `audit_log` is append-only and refinery's

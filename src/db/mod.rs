@@ -6,14 +6,17 @@
 //! Rule: a tenant's search_path is only ever set with `set_config('search_path', $1, true)` —
 //! transaction-local, bound as a parameter — inside the transaction that uses it.
 
+pub mod account_tokens;
 pub mod api_keys;
 pub mod audit;
 pub mod billing;
 mod context;
 pub mod idempotency;
+pub mod invitations;
 pub mod jobs;
 pub mod listen;
 mod migrate;
+pub mod outbox;
 mod pool;
 pub mod provisioning;
 pub mod quota_counters;

@@ -32,8 +32,21 @@ pub struct NewTenantRecord<'a> {
     pub keys: &'a [NewKey<'a>],
     /// The audit row's details.
     pub audit_details: serde_json::Value,
+    /// The owner's email-verification token (its hash and expiry) and the message that
+    /// carries it, written in the same transaction.
+    pub verification: Option<OwnerVerification<'a>>,
     /// Test fault injection: fail just before commit.
     pub fail_before_commit: bool,
+}
+
+/// The owner's verification token and its message.
+pub struct OwnerVerification<'a> {
+    /// SHA-256 of the token.
+    pub token_hash: &'a [u8; 32],
+    /// Its expiry.
+    pub expires_at: DateTime<Utc>,
+    /// The message (its `tenant_id` is set to the new tenant's).
+    pub mail: &'a super::outbox::NewMail,
 }
 
 /// Creates the tenant atomically.
@@ -136,6 +149,37 @@ pub async fn provision(db: &Db, t: NewTenantRecord<'_>) -> Result<(), AppError> 
     )
     .await
     .map_err(AppError::internal)?;
+
+    if let Some(v) = &t.verification {
+        let hash = v.token_hash.as_slice();
+        tx.execute(
+            super::account_tokens::INSERT,
+            &[
+                &hash,
+                &super::account_tokens::Purpose::EmailVerification.as_str(),
+                &o.id.as_uuid(),
+                &o.email,
+                &now,
+                &v.expires_at,
+            ],
+        )
+        .await
+        .map_err(AppError::internal)?;
+        tx.execute(
+            super::outbox::INSERT,
+            &[
+                &uuid::Uuid::now_v7(),
+                &Some(t.id.as_uuid()),
+                &v.mail.kind,
+                &v.mail.recipient,
+                &v.mail.subject,
+                &v.mail.body_text,
+                &now,
+            ],
+        )
+        .await
+        .map_err(AppError::internal)?;
+    }
 
     if t.fail_before_commit {
         // Dropping `tx` rolls everything back.

@@ -103,6 +103,11 @@ typed_id!(
     BatchId,
     "bat"
 );
+typed_id!(
+    /// An invitation to join a tenant.
+    InvitationId,
+    "inv"
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@ pub mod api_key;
 pub mod client;
 pub mod ids;
 pub mod job;
+pub mod one_time_token;
 pub mod simulation;
 pub mod slug;
 pub mod tenant;
@@ -15,7 +16,8 @@ pub mod user;
 
 pub use api_key::{ApiKeySecret, GeneratedKey};
 pub use client::Client;
-pub use ids::{ApiKeyId, BatchId, JobId, SessionId, SimulationId, TenantId, UserId};
+pub use ids::{ApiKeyId, BatchId, InvitationId, JobId, SessionId, SimulationId, TenantId, UserId};
+pub use one_time_token::OneTimeToken;
 pub use slug::{SchemaName, TenantSlug};
 pub use tenant::{Principal, Tenant, TenantStatus};
 pub use text::{DisplayName, KeyName};

@@ -38,7 +38,8 @@ pub struct SignupRequest {
     pub full_name: DisplayName,
     /// Owner's email.
     pub email: Email,
-    /// Owner's password, 8–128 characters.
+    /// Owner's password, 8–128 characters, not easy to guess (zxcvbn strength at least 3 of 4;
+    /// a weak one is refused with 422 saying why).
     pub password: Password,
 }
 
@@ -103,6 +104,9 @@ pub struct UserView {
     pub active: Option<bool>,
     /// Two-factor authentication is enabled (in team listings and changes).
     pub two_factor_enabled: Option<bool>,
+    /// When the user confirmed their address (absent: not yet; see
+    /// `POST /api/v1/auth/verify-email`).
+    pub email_verified_at: Option<DateTime<Utc>>,
 }
 
 impl From<&UserRecord> for UserView {
@@ -115,6 +119,7 @@ impl From<&UserRecord> for UserView {
             created_at: u.created_at,
             active: None,
             two_factor_enabled: None,
+            email_verified_at: u.email_verified_at,
         }
     }
 }
@@ -328,6 +333,11 @@ enum UserCreated {
     /// User added.
     #[oai(status = 201)]
     Created(Json<UserView>),
+}
+
+/// The client's address: the peer, or the forwarded client behind a trusted proxy.
+pub(super) fn client_ip(req: &Request) -> String {
+    client_of(req).ip_or_unknown().to_string()
 }
 
 #[OpenApi(tag = "ApiTags::Accounts")]

@@ -62,6 +62,7 @@ impl Example for UserView {
             created_at: at(1, 12),
             active: None,
             two_factor_enabled: None,
+            email_verified_at: Some(at(1, 13)),
         }
     }
 }

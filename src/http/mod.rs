@@ -7,9 +7,11 @@ pub mod accounts;
 pub mod admin;
 pub mod billing;
 pub mod contract;
+pub mod credentials;
 pub mod edge;
 mod examples;
 pub mod health;
+pub mod invitations;
 pub mod jobs;
 pub mod keys;
 pub mod limits;
@@ -42,6 +44,8 @@ pub type Apis = (
     accounts::AccountsApi,
     sessions::SessionsApi,
     team::TeamApi,
+    credentials::CredentialsApi,
+    invitations::InvitationsApi,
     keys::KeysApi,
     simulations::SimulationsApi,
     jobs::JobsApi,
@@ -59,6 +63,8 @@ pub fn service(app: Arc<App>) -> OpenApiService<Contract<Apis>, ()> {
             accounts::AccountsApi { app: app.clone() },
             sessions::SessionsApi { app: app.clone() },
             team::TeamApi { app: app.clone() },
+            credentials::CredentialsApi { app: app.clone() },
+            invitations::InvitationsApi { app: app.clone() },
             keys::KeysApi { app: app.clone() },
             simulations::SimulationsApi { app: app.clone() },
             jobs::JobsApi { app: app.clone() },
@@ -248,10 +254,11 @@ mod tests {
             }
         }
         assert_eq!(
-            bodies, 14,
+            bodies, 20,
             "signup, login, createUser, createKey, createSimulation, createBatch, adminUpdateTenant, \
              createCheckoutSession, changeSubscription, refresh, enableTwoFactor, disableTwoFactor, \
-             setTeamSecurity, updateUser"
+             setTeamSecurity, updateUser, changePassword, requestPasswordReset, \
+             confirmPasswordReset, verifyEmail, createInvitation, acceptInvitation"
         );
     }
 }

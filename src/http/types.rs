@@ -5,8 +5,8 @@
 //! ([`check_format`]).
 
 use crate::domain::{
-    ApiKeyId, BatchId, DisplayName, Email, JobId, KeyName, Password, Role, SessionId, SimulationId,
-    TenantId, TenantSlug, TenantStatus, UserId,
+    ApiKeyId, BatchId, DisplayName, Email, InvitationId, JobId, KeyName, Password, Role, SessionId,
+    SimulationId, TenantId, TenantSlug, TenantStatus, UserId,
 };
 use poem::http::HeaderValue;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
@@ -151,6 +151,7 @@ api_id!(SimulationId, "SimulationId", "sim");
 api_id!(JobId, "JobId", "job");
 api_id!(BatchId, "BatchId", "bat");
 api_id!(SessionId, "SessionId", "ses");
+api_id!(InvitationId, "InvitationId", "inv");
 
 api_string!(
     TenantSlug,

@@ -491,6 +491,22 @@ async fn checkout_and_portal_send_what_stripe_needs_and_customer_is_created_once
     let b = spawn_billing().await;
     let s = slug();
     let t = b.app.signup(&s).await;
+    // Paying needs a verified owner: refused before any Stripe call.
+    let d = b
+        .app
+        .post(
+            "/api/v1/billing/checkout",
+            &[("authorization", &bearer(&t.token))],
+            json!({"tier": "professional"}),
+        )
+        .await
+        .problem(403);
+    assert!(
+        d.contains("not verified") && d.contains("start a paid plan"),
+        "{d}"
+    );
+    assert!(b.cap.recorded.lock().unwrap().is_empty());
+    b.app.verify_owner(&t).await;
     let owner = bearer(&t.token);
     let first = b
         .app
@@ -652,6 +668,7 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
     let b = spawn_billing().await;
     let s = slug();
     let t = b.app.signup(&s).await;
+    b.app.verify_owner(&t).await;
     let customer = b.customer(&t.token, "starter").await;
     // A second instance on the same database, which has served the tenant on the trial tier.
     let second = spawn_with(Options {
@@ -959,6 +976,7 @@ async fn webhook_attacks_change_nothing_and_events_apply_once_and_in_order() {
     let b = spawn_billing().await;
     let s = slug();
     let t = b.app.signup(&s).await;
+    b.app.verify_owner(&t).await;
     let customer = b.customer(&t.token, "starter").await;
     let now = Utc::now().timestamp();
     let sub = unique("sub_");
@@ -1101,6 +1119,7 @@ async fn overage_is_billed_once_per_period_on_the_next_invoice() {
     let b = spawn_billing_with(Some("redis://127.0.0.1:6379".into())).await;
     let s = slug();
     let t = b.app.signup(&s).await;
+    b.app.verify_owner(&t).await;
     let customer = b.customer(&t.token, "starter").await;
     let sub = b.subscribe(&customer, "mc_starter_monthly").await;
     b.until(&t.token, "active").await;
@@ -1229,6 +1248,7 @@ async fn checkout_session_completed_applies_the_subscription_stripe_has() {
     let b = spawn_billing().await;
     let s = slug();
     let t = b.app.signup(&s).await;
+    b.app.verify_owner(&t).await;
     let customer = b.customer(&t.token, "professional").await;
     let sub = b.subscribe(&customer, "mc_professional_monthly").await;
     let tenant_id = t.body["tenant"]["id"].as_str().unwrap();

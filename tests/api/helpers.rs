@@ -413,3 +413,263 @@ impl TestApp {
         self.clock.now()
     }
 }
+
+/// The token in the link to `path` (e.g. `/verify-email`) in `text`.
+#[allow(dead_code)]
+pub fn token_in(text: &str, path: &str) -> Option<String> {
+    let marker = format!("{path}?token=");
+    let start = text.find(&marker)? + marker.len();
+    let token: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    (token.len() == 43).then_some(token)
+}
+
+#[allow(dead_code)]
+impl TestApp {
+    /// The token of the newest outbox message to `recipient` linking to `path`, read from
+    /// `platform.mail_outbox` (for tests whose subject is not mail; the mail tests read the
+    /// SMTP sink).
+    pub async fn outbox_token(&self, recipient: &str, path: &str) -> String {
+        let pool = self.pg().await;
+        let bodies: Vec<String> = sqlx::query_scalar(
+            "SELECT body_text FROM platform.mail_outbox WHERE recipient = $1 ORDER BY created_at DESC, id DESC",
+        )
+        .bind(recipient)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        bodies
+            .iter()
+            .find_map(|b| token_in(b, path))
+            .unwrap_or_else(|| panic!("no message to {recipient} with a {path} link"))
+    }
+
+    /// Verifies the owner's address of `t` (signed up by [`TestApp::signup`]) with the token
+    /// from the outbox, as the owner would from the message.
+    pub async fn verify_owner(&self, t: &Tenant) {
+        let email = format!("owner@{}.example", t.slug);
+        let token = self.outbox_token(&email, "/verify-email").await;
+        self.post(
+            "/api/v1/auth/verify-email",
+            &[("x-tenant-id", &t.slug)],
+            json!({ "token": token }),
+        )
+        .await
+        .ok(200);
+    }
+}
+
+/// Decodes quoted-printable text (RFC 2045 §6.7) as a mail client would: soft line breaks
+/// (`=` at the end of a line) joined, `=XX` turned back into the byte.
+fn decode_quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A message received by the [`MailSink`].
+#[allow(dead_code)]
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    /// The whole message as received (headers and body).
+    pub raw: String,
+    /// The `Subject` header.
+    pub subject: String,
+    /// The envelope recipient.
+    pub to: String,
+}
+
+#[allow(dead_code)]
+impl ReceivedMail {
+    /// The token in the message's link to `path`.
+    #[track_caller]
+    pub fn token(&self, path: &str) -> String {
+        token_in(&self.raw, path)
+            .unwrap_or_else(|| panic!("no {path} link in the message:\n{}", self.raw))
+    }
+}
+
+/// A real SMTP server for a test (aiosmtpd, `tests/mail/sink.py`) on its own port, storing
+/// each message as a file in its own directory. Stopped when dropped.
+#[allow(dead_code)]
+pub struct MailSink {
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+/// The venv's python with aiosmtpd; installs it (scripts/mail-sink.sh) once when missing.
+fn sink_python() -> std::path::PathBuf {
+    static READY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            let tools = std::env::var("CONTRACT_TOOLS")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|_| root.join(".tools"));
+            let python = tools.join("venv/bin/python");
+            let has = std::process::Command::new(&python)
+                .args(["-c", "import aiosmtpd"])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !has {
+                let ok = std::process::Command::new("bash")
+                    .arg(root.join("scripts/mail-sink.sh"))
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(
+                    ok,
+                    "could not install aiosmtpd: run bash scripts/mail-sink.sh"
+                );
+            }
+            python
+        })
+        .clone()
+}
+
+#[allow(dead_code)]
+impl MailSink {
+    /// A free loopback port (nothing listens on it yet).
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// A sink on a free port.
+    pub async fn start() -> Self {
+        Self::start_on(Self::free_port()).await
+    }
+
+    /// A sink on `port`, answering once this returns.
+    pub async fn start_on(port: u16) -> Self {
+        let python = sink_python();
+        let dir = std::env::temp_dir().join(format!("mc-mail-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mail/sink.py");
+        let mut child = std::process::Command::new(python)
+            .arg(script)
+            .args(["--port", &port.to_string(), "--dir"])
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("sink starts");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Self {
+                    port,
+                    dir,
+                    child: Some(child),
+                };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the SMTP sink did not listen on 127.0.0.1:{port} within 5 s");
+    }
+
+    /// `SMTP_URL` for this sink (plain SMTP on loopback).
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message received so far, oldest first.
+    pub fn messages(&self) -> Vec<ReceivedMail> {
+        let mut files: Vec<_> = std::fs::read_dir(&self.dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+        files.sort();
+        files
+            .iter()
+            .map(|p| {
+                let raw = std::fs::read_to_string(p).unwrap();
+                let header = |name: &str| {
+                    raw.lines()
+                        .take_while(|l| !l.is_empty())
+                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+                        .unwrap_or_default()
+                };
+                let (subject, to) = (header("Subject:"), header("X-Envelope-To:"));
+                let raw = if header("Content-Transfer-Encoding:") == "quoted-printable" {
+                    decode_quoted_printable(&raw)
+                } else {
+                    raw.clone()
+                };
+                ReceivedMail { subject, to, raw }
+            })
+            .collect()
+    }
+
+    /// Waits (up to 10 s) for the `n`-th message (1-based) to `recipient`.
+    pub async fn nth_to(&self, recipient: &str, n: usize) -> ReceivedMail {
+        for _ in 0..200 {
+            let mine: Vec<ReceivedMail> = self
+                .messages()
+                .into_iter()
+                .filter(|m| m.to == recipient)
+                .collect();
+            if mine.len() >= n {
+                return mine[n - 1].clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!(
+            "message {n} to {recipient} did not arrive within 10 s; received: {:?}",
+            self.messages()
+                .iter()
+                .map(|m| (&m.to, &m.subject))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    /// Waits for the first message to `recipient`.
+    pub async fn first_to(&self, recipient: &str) -> ReceivedMail {
+        self.nth_to(recipient, 1).await
+    }
+
+    /// How many messages went to `recipient`.
+    pub fn count_to(&self, recipient: &str) -> usize {
+        self.messages().iter().filter(|m| m.to == recipient).count()
+    }
+
+    /// Stops the sink (the port refuses connections afterwards).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for MailSink {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

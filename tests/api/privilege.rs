@@ -225,6 +225,10 @@ async fn the_request_role_holds_exactly_the_documented_grants() {
         "platform.jobs:INSERT",
         "platform.job_batches:SELECT",
         "platform.job_batches:INSERT",
+        // Mail outbox (platform V5): written with the token it carries; only its delivery
+        // columns change afterwards.
+        "platform.mail_outbox:SELECT",
+        "platform.mail_outbox:INSERT",
         "t_acme.audit_log:SELECT",
         "t_acme.audit_log:INSERT",
     ]);
@@ -238,6 +242,8 @@ async fn the_request_role_holds_exactly_the_documented_grants() {
         "refresh_tokens",
         "recovery_codes",
         "team_settings",
+        "account_tokens",
+        "invitations",
     ] {
         for privilege in ["SELECT", "INSERT", "UPDATE", "DELETE"] {
             expected.insert(format!("t_acme.{table}:{privilege}"));
@@ -295,6 +301,12 @@ async fn the_request_role_holds_exactly_the_documented_grants() {
             "jobs.started_at",
             "jobs.finished_at",
             "jobs.updated_at",
+            "mail_outbox.attempts",
+            "mail_outbox.next_attempt_at",
+            "mail_outbox.sent_at",
+            "mail_outbox.failed_at",
+            "mail_outbox.last_error",
+            "mail_outbox.body_text",
         ])
     );
     let (schema_create, database_create, database_temp, public_create): (bool, bool, bool, bool) =
