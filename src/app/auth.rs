@@ -25,18 +25,16 @@ pub struct AuthService {
     jwt: Arc<JwtKeys>,
     keys: Arc<KeyCache>,
     clock: SharedClock,
-    admin_token: Option<String>,
 }
 
 impl AuthService {
-    /// The service; `admin_token` enables the platform admin API.
+    /// The service.
     pub fn new(
         db: Db,
         directory: Arc<TenantDirectory>,
         jwt: Arc<JwtKeys>,
         keys: Arc<KeyCache>,
         clock: SharedClock,
-        admin_token: Option<String>,
     ) -> Self {
         Self {
             db,
@@ -44,7 +42,6 @@ impl AuthService {
             jwt,
             keys,
             clock,
-            admin_token,
         }
     }
 
@@ -194,27 +191,6 @@ impl AuthService {
             },
         ))
     }
-
-    /// Checks the platform admin token.
-    ///
-    /// # Errors
-    /// 403 when the admin API is disabled (no `ADMIN_TOKEN`), 401 for a wrong token.
-    pub fn admin(&self, token: Option<&str>) -> Result<(), AppError> {
-        let Some(expected) = &self.admin_token else {
-            return Err(AppError::forbidden(
-                "the admin API is disabled: set ADMIN_TOKEN to enable it",
-            ));
-        };
-        let Some(token) = token else {
-            return Err(AppError::unauthorized(
-                "missing credentials: send Authorization: Bearer <ADMIN_TOKEN>",
-            ));
-        };
-        if !constant_time_eq(token.as_bytes(), expected.as_bytes()) {
-            return Err(AppError::unauthorized("invalid admin token"));
-        }
-        Ok(())
-    }
 }
 
 /// A suspended tenant's credentials are refused.
@@ -226,14 +202,4 @@ pub(super) fn check_status(tenant: &Tenant) -> Result<(), AppError> {
             tenant.slug.as_str()
         ))),
     }
-}
-
-/// Compares two byte strings in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use sha2::{Digest, Sha256};
-    let (x, y) = (Sha256::digest(a), Sha256::digest(b));
-    x.iter()
-        .zip(y.iter())
-        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
-        == 0
 }

@@ -6,12 +6,15 @@
 //! Rule: a tenant's search_path is only ever set with `set_config('search_path', $1, true)` —
 //! transaction-local, bound as a parameter — inside the transaction that uses it.
 
+pub mod admins;
 pub mod api_keys;
 pub mod audit;
 pub mod billing;
 mod context;
+pub mod export;
 pub mod idempotency;
 pub mod jobs;
+pub mod lifecycle;
 pub mod listen;
 mod migrate;
 mod pool;
@@ -25,7 +28,7 @@ pub mod users;
 
 pub use context::{TenantContext, TenantTx};
 pub use migrate::{
-    TenantMigrationSummary, latest_platform_version, migrate_all_tenants, migrate_platform,
-    platform_is_current,
+    MigrationProgress, TenantMigrationSummary, latest_platform_version, migrate_all_tenants,
+    migrate_all_tenants_reporting, migrate_platform, platform_is_current,
 };
 pub use pool::{Db, DbError, ensure_database};

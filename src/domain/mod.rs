@@ -13,7 +13,7 @@ pub mod tier;
 pub mod user;
 
 pub use api_key::{ApiKeySecret, GeneratedKey};
-pub use ids::{ApiKeyId, BatchId, JobId, SimulationId, TenantId, UserId};
+pub use ids::{AdminId, ApiKeyId, BatchId, JobId, SimulationId, TenantId, UserId};
 pub use slug::{SchemaName, TenantSlug};
 pub use tenant::{Principal, Tenant, TenantStatus};
 pub use text::{DisplayName, KeyName};

@@ -5,7 +5,7 @@
 //! ([`check_format`]).
 
 use crate::domain::{
-    ApiKeyId, BatchId, DisplayName, Email, JobId, KeyName, Password, Role, SimulationId, TenantId,
+    AdminId, ApiKeyId, BatchId, DisplayName, Email, JobId, KeyName, Password, Role, SimulationId, TenantId,
     TenantSlug, TenantStatus, UserId,
 };
 use poem::http::HeaderValue;
@@ -150,6 +150,7 @@ api_id!(ApiKeyId, "ApiKeyId", "key");
 api_id!(SimulationId, "SimulationId", "sim");
 api_id!(JobId, "JobId", "job");
 api_id!(BatchId, "BatchId", "bat");
+api_id!(AdminId, "AdminId", "adm");
 
 api_string!(
     TenantSlug,

@@ -227,6 +227,12 @@ async fn the_request_role_holds_exactly_the_documented_grants() {
         "platform.job_batches:INSERT",
         "t_acme.audit_log:SELECT",
         "t_acme.audit_log:INSERT",
+        // Platform admins (platform V6): sign-in reads the account and its sessions; the
+        // admin audit is append-only.
+        "platform.admins:SELECT",
+        "platform.admin_sessions:SELECT",
+        "platform.admin_sessions:INSERT",
+        "platform.admin_audit:INSERT",
     ]);
     for table in [
         "users",
@@ -234,6 +240,7 @@ async fn the_request_role_holds_exactly_the_documented_grants() {
         "simulations",
         "api_call_logs",
         "idempotency_keys",
+        "api_call_daily",
     ] {
         for privilege in ["SELECT", "INSERT", "UPDATE", "DELETE"] {
             expected.insert(format!("t_acme.{table}:{privilege}"));
@@ -275,6 +282,10 @@ async fn the_request_role_holds_exactly_the_documented_grants() {
             "tenants.trial_ends_at",
             "tenants.overage_enabled",
             "tenants.updated_at",
+            "tenants.deleted_at",
+            "tenants.purge_after",
+            "admins.totp_last_step",
+            "admin_sessions.revoked_at",
             "quota_counters.used",
             "quota_counters.overage",
             "jobs.status",
