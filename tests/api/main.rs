@@ -7,10 +7,12 @@ mod idempotency;
 
 mod accounts;
 mod billing;
+mod cli;
 mod hardening;
 mod isolation;
 mod jobs;
 mod keys;
+mod lifecycle;
 mod metrics;
 mod openapi;
 mod planning;
