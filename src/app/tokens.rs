@@ -146,6 +146,8 @@ pub struct AdminClaims {
     /// Administrator id (`adm_…`).
     pub sub: String,
     /// Session id (`platform.admin_sessions.id`); a revoked session refuses the token.
+    /// (Defaulted when decoding, so a tenant token is refused for its audience, not its shape.)
+    #[serde(default)]
     pub sid: String,
     /// Issued at, Unix seconds.
     pub iat: i64,

@@ -448,10 +448,11 @@ impl AdminApi {
     ///
     /// Soft delete: at once every API key, token and sign-in of the tenant is refused and its
     /// slug stays taken; restorable until `purge_after` (`TENANT_DELETE_GRACE_DAYS`), then its
-    /// schema and platform rows are dropped. Audited.
+    /// schema and platform rows are dropped. Audited. (A `POST` action rather than `DELETE`:
+    /// the tenant stays readable here, with its purge time, until then.)
     #[oai(
-        path = "/api/v1/admin/tenants/:slug",
-        method = "delete",
+        path = "/api/v1/admin/tenants/:slug/delete",
+        method = "post",
         operation_id = "adminDeleteTenant"
     )]
     async fn delete(

@@ -196,7 +196,7 @@ async fn a_deleted_tenant_is_unreachable_restorable_then_purged_after_its_grace(
     // An admin deletes it: every credential refused at once, the slug stays taken.
     let admin = app.admin_auth().await;
     let deleted = app
-        .request(Method::DELETE, "/api/v1/admin/tenants/acme", &[("authorization", &admin)], None)
+        .request(Method::POST, "/api/v1/admin/tenants/acme/delete", &[("authorization", &admin)], None)
         .await;
     let deleted = deleted.ok(200).clone();
     assert!(deleted["purge_after"].is_string(), "{deleted}");
@@ -217,7 +217,7 @@ async fn a_deleted_tenant_is_unreachable_restorable_then_purged_after_its_grace(
         .get("/api/v1/admin/tenants/acme", &[("authorization", &admin)])
         .await;
     assert!(shown.ok(200)["deleted_at"].is_string());
-    app.request(Method::DELETE, "/api/v1/admin/tenants/acme", &[("authorization", &admin)], None)
+    app.request(Method::POST, "/api/v1/admin/tenants/acme/delete", &[("authorization", &admin)], None)
         .await
         .problem(409);
     app.get("/api/v1/auth/me", &[("x-api-key", &beta.keys[0])]).await.ok(200);

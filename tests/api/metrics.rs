@@ -74,6 +74,7 @@ async fn metrics_are_hidden_without_a_token_and_refused_without_the_right_one() 
     app.get("/metrics", &[("authorization", "Bearer wrong-token")])
         .await
         .problem(401);
+    let admin = app.admin_auth().await;
     let r = app.get("/metrics", &[("authorization", &admin)]).await;
     assert_eq!(r.status, 200);
     scrape(&app).await;

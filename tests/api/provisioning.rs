@@ -33,7 +33,7 @@ async fn signup_creates_schema_with_history_owner_and_two_keys() {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 6]);
     let hashes: Vec<Vec<u8>> = sqlx::query_scalar("SELECT key_hash FROM t_acme_corp.api_keys")
         .fetch_all(&pool)
         .await

@@ -6,10 +6,17 @@ Loaded with SCHEMATHESIS_HOOKS=hooks (this directory on PYTHONPATH). Environment
   MC_API_KEY        an API key of that tenant                   -> operations allowing ApiKey
   MC_EMAIL/MC_PASSWORD  its owner, for a bearer token (re-login every 10 min; tokens live 15)
                                                                 -> operations allowing only BearerJwt
-  MC_ADMIN_TOKEN    the platform admin token                    -> operations with AdminToken
+  MC_ADMIN_TOKEN    the bootstrap secret (ADMIN_TOKEN)          -> operations with AdminBootstrapToken
+  MC_ADMIN_EMAIL/MC_ADMIN_PASSWORD/MC_ADMIN_TOTP_SECRET  the run's platform admin (bootstrapped
+                    by run.sh): signs in with a TOTP code       -> operations with AdminJwt
 Operations without `security` (signup, login, health) get no credentials.
 """
+import base64
+import hashlib
+import hmac
 import os
+import struct
+import time
 
 import requests
 import schemathesis
@@ -47,10 +54,53 @@ class UserTokenAuth:
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 
-@schemathesis.auth(refresh_interval=None).apply_to(lambda ctx: "AdminToken" in _schemes(ctx))
-class AdminTokenAuth:
+@schemathesis.auth(refresh_interval=None).apply_to(
+    lambda ctx: "AdminBootstrapToken" in _schemes(ctx)
+)
+class AdminBootstrapAuth:
     def get(self, case, ctx):
         return os.environ["MC_ADMIN_TOKEN"]
+
+    def set(self, case, data, ctx):
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+def totp_code(secret_b32: str, at: float) -> str:
+    """RFC 6238 (SHA-1, 6 digits, 30 s), as authenticator apps compute it."""
+    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    mac = hmac.new(key, struct.pack(">Q", int(at) // 30), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    code = (struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF) % 1_000_000
+    return f"{code:06d}"
+
+
+_last_step = [-1]
+
+
+@schemathesis.auth(refresh_interval=600, retry_on=[401]).apply_to(
+    lambda ctx: "AdminJwt" in _schemes(ctx)
+)
+class AdminJwtAuth:
+    """Signs the run's admin in. A TOTP code is accepted once, so a new sign-in (after the
+    fuzzer called adminLogout, say) waits for the next 30 s step when needed."""
+
+    def get(self, case, ctx):
+        now = time.time()
+        if int(now) // 30 <= _last_step[0]:
+            time.sleep(30 - now % 30 + 0.5)
+            now = time.time()
+        _last_step[0] = int(now) // 30
+        resp = requests.post(
+            f"{os.environ['MC_BASE_URL'].rstrip('/')}/api/v1/admin/auth/login",
+            json={
+                "email": os.environ["MC_ADMIN_EMAIL"],
+                "password": os.environ["MC_ADMIN_PASSWORD"],
+                "totp_code": totp_code(os.environ["MC_ADMIN_TOTP_SECRET"], now),
+            },
+            timeout=30,
+        )
+        resp.raise_for_status()
+        return resp.json()["access_token"]
 
     def set(self, case, data, ctx):
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
