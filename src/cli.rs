@@ -196,7 +196,9 @@ fn tenant_json(t: &Tenant) -> serde_json::Value {
 fn read_password() -> Result<String, AppError> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        eprint!("Password for the new administrator (echoed; prefer --password or ADMIN_PASSWORD from a secret store): ");
+        eprint!(
+            "Password for the new administrator (echoed; prefer --password or ADMIN_PASSWORD from a secret store): "
+        );
         let _ = std::io::stderr().flush();
     }
     let mut line = String::new();
@@ -299,7 +301,10 @@ async fn tenants(app: &App, ctx: &AdminContext, c: TenantsCommand) -> Result<Exi
         }
         TenantsCommand::Show { slug: s } => {
             let t = app.tenants.show(&slug(&s)?).await?;
-            println!("{}", serde_json::to_string_pretty(&tenant_json(&t)).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&tenant_json(&t)).unwrap_or_default()
+            );
         }
         TenantsCommand::Suspend { slug: s } => {
             let t = status(&s, TenantStatus::Suspended).await?;

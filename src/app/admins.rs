@@ -245,7 +245,9 @@ impl AdminService {
             ));
         };
         if !constant_time_eq(token.as_bytes(), expected.as_bytes()) {
-            return Err(AppError::unauthorized("invalid bootstrap token (ADMIN_TOKEN)"));
+            return Err(AppError::unauthorized(
+                "invalid bootstrap token (ADMIN_TOKEN)",
+            ));
         }
         let created = self.store(email, password, "bootstrap", true).await?;
         let ctx = AdminContext {
@@ -255,8 +257,13 @@ impl AdminService {
             address: address.into(),
             user_agent: user_agent.into(),
         };
-        self.audit(&ctx, "admin.bootstrapped", Some(&created.email), serde_json::json!({}))
-            .await?;
+        self.audit(
+            &ctx,
+            "admin.bootstrapped",
+            Some(&created.email),
+            serde_json::json!({}),
+        )
+        .await?;
         Ok(created)
     }
 
@@ -301,8 +308,13 @@ impl AdminService {
         };
         let (Some(row), Some(step)) = (row, step) else {
             throttle.record_failure(address, &account);
-            self.audit(&ctx, "admin.login_failed", Some(email.as_str()), serde_json::json!({}))
-                .await?;
+            self.audit(
+                &ctx,
+                "admin.login_failed",
+                Some(email.as_str()),
+                serde_json::json!({}),
+            )
+            .await?;
             return Err(AppError::unauthorized(
                 "email, password or TOTP code is incorrect",
             ));
@@ -390,8 +402,13 @@ impl AdminService {
     pub async fn logout(&self, ctx: &AdminContext) -> Result<(), AppError> {
         if let (Some(admin), Some(sid)) = (ctx.admin, ctx.session) {
             admins::revoke_sessions(&self.db, admin, Some(sid), self.clock.now()).await?;
-            self.audit(ctx, "admin.logout", Some(ctx.actor()), serde_json::json!({}))
-                .await?;
+            self.audit(
+                ctx,
+                "admin.logout",
+                Some(ctx.actor()),
+                serde_json::json!({}),
+            )
+            .await?;
         }
         Ok(())
     }

@@ -171,7 +171,9 @@ impl App {
             export: export::ExportService::new(db.clone(), clock.clone()),
             admins,
             call_log_retention: chrono::Duration::days(i64::from(settings.call_log_retention_days)),
-            maintenance_interval: std::time::Duration::from_secs(settings.maintenance_interval_secs),
+            maintenance_interval: std::time::Duration::from_secs(
+                settings.maintenance_interval_secs,
+            ),
             health: health::HealthService::new(db, quotas.clone(), tenants_current),
             tenants,
             directory,

@@ -110,7 +110,12 @@ impl Snapshot {
             "SELECT COALESCE(max(version), 0) FROM {}.refinery_schema_history",
             self.schema.quoted()
         );
-        Ok(self.client().query_one(&sql, &[]).await.map_err(internal)?.get(0))
+        Ok(self
+            .client()
+            .query_one(&sql, &[])
+            .await
+            .map_err(internal)?
+            .get(0))
     }
 
     fn select(&self, table: &ExportTable, what: &str) -> String {

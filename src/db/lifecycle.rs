@@ -97,12 +97,18 @@ pub async fn purge(db: &Db, id: TenantId, now: DateTime<Utc>) -> Result<bool, Ap
     };
     let schema: String = row.get(0);
     let schema = SchemaName::parse(&schema).map_err(AppError::internal)?;
-    tx.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", schema.quoted()))
-        .await
-        .map_err(AppError::internal)?;
-    tx.execute("DELETE FROM platform.tenants WHERE id = $1", &[&id.as_uuid()])
-        .await
-        .map_err(AppError::internal)?;
+    tx.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {} CASCADE",
+        schema.quoted()
+    ))
+    .await
+    .map_err(AppError::internal)?;
+    tx.execute(
+        "DELETE FROM platform.tenants WHERE id = $1",
+        &[&id.as_uuid()],
+    )
+    .await
+    .map_err(AppError::internal)?;
     tx.commit().await.map_err(AppError::internal)?;
     Ok(true)
 }

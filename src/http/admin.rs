@@ -9,9 +9,9 @@ use crate::db::tenants::TenantChange;
 use crate::domain::{AdminId, Email, Password, Tenant, TenantId, TenantSlug, TenantStatus, Tier};
 use crate::{ok_response, problem_responses};
 use chrono::{DateTime, Utc};
+use poem::Request;
 use poem_openapi::param::Path;
 use poem_openapi::types::Example;
-use poem::Request;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use std::sync::Arc;
 
@@ -267,7 +267,11 @@ enum AdminCreated {
     Created(Json<AdminCreatedView>),
 }
 
-ok_response!(AdminTokenOk, AdminTokenView, "Signed in: a 15-minute admin token.");
+ok_response!(
+    AdminTokenOk,
+    AdminTokenView,
+    "Signed in: a 15-minute admin token."
+);
 
 #[derive(ApiResponse)]
 enum LoggedOut {

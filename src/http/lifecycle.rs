@@ -130,7 +130,11 @@ impl LifecycleApi {
         user: UserAuth,
         body: ApiJson<DeleteOrganisationRequest>,
     ) -> Result<DeletedOk, DeleteError> {
-        let tenant = self.app.lifecycle.delete_own(&user.0, body.0.password).await?;
+        let tenant = self
+            .app
+            .lifecycle
+            .delete_own(&user.0, body.0.password)
+            .await?;
         let (Some(deleted_at), Some(purge_after)) = (tenant.deleted_at, tenant.purge_after) else {
             return Err(crate::error::AppError::internal("deleted tenant without times").into());
         };
@@ -144,7 +148,11 @@ impl LifecycleApi {
     ///
     /// Owner only (GDPR Art. 20): one `tar.gz` of every table of the organisation as JSON
     /// lines with a manifest, streamed from one consistent snapshot. Secrets are left out.
-    #[oai(path = "/api/v1/export", method = "get", operation_id = "exportOrganisation")]
+    #[oai(
+        path = "/api/v1/export",
+        method = "get",
+        operation_id = "exportOrganisation"
+    )]
     async fn export(&self, user: UserAuth) -> Result<ExportOk, ExportError> {
         let archive = self.app.export.export_own(&user.0).await?;
         let stream = futures_util::stream::unfold(archive.chunks, |mut rx| async move {

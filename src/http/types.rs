@@ -5,8 +5,8 @@
 //! ([`check_format`]).
 
 use crate::domain::{
-    AdminId, ApiKeyId, BatchId, DisplayName, Email, JobId, KeyName, Password, Role, SimulationId, TenantId,
-    TenantSlug, TenantStatus, UserId,
+    AdminId, ApiKeyId, BatchId, DisplayName, Email, JobId, KeyName, Password, Role, SimulationId,
+    TenantId, TenantSlug, TenantStatus, UserId,
 };
 use poem::http::HeaderValue;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};

@@ -4,9 +4,7 @@
 //! small capture server that records and answers those two endpoints and forwards everything
 //! else to localstripe. localstripe is shared by every test, so every id is unique per test.
 
-use crate::helpers::{
-    Options, Resp, TestApp, bearer, simulation_body, spawn_app, spawn_with,
-};
+use crate::helpers::{Options, Resp, TestApp, bearer, simulation_body, spawn_app, spawn_with};
 use chrono::{Duration, TimeZone, Utc};
 use montecarlo_platform::config::Settings;
 use poem::listener::{Acceptor, Listener};

@@ -38,7 +38,12 @@ fn ok(r: Ran) -> String {
 
 async fn until_status(app: &TestApp, key: &str, status: u16) {
     for _ in 0..100 {
-        if app.get("/api/v1/auth/me", &[("x-api-key", key)]).await.status == status {
+        if app
+            .get("/api/v1/auth/me", &[("x-api-key", key)])
+            .await
+            .status
+            == status
+        {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -53,7 +58,17 @@ async fn the_cli_creates_admins_and_manages_tenants() {
     app.signup("beta").await;
 
     // admin create: the TOTP enrolment is printed once; the new admin signs in over HTTP.
-    let out = ok(cli(&app, &["admin", "create", "--email", "cli@ops.test", "--password", "cli admin passphrase"]));
+    let out = ok(cli(
+        &app,
+        &[
+            "admin",
+            "create",
+            "--email",
+            "cli@ops.test",
+            "--password",
+            "cli admin passphrase",
+        ],
+    ));
     let uri = out
         .lines()
         .find_map(|l| l.strip_prefix("otpauth URI (shown once): "))
@@ -68,22 +83,51 @@ async fn the_cli_creates_admins_and_manages_tenants() {
         )
         .await;
     let admin = bearer(signed_in.ok(200)["access_token"].as_str().unwrap());
-    app.get("/api/v1/admin/tenants", &[("authorization", &admin)]).await.ok(200);
-    let dup = cli(&app, &["admin", "create", "--email", "cli@ops.test", "--password", "cli admin passphrase"]);
+    app.get("/api/v1/admin/tenants", &[("authorization", &admin)])
+        .await
+        .ok(200);
+    let dup = cli(
+        &app,
+        &[
+            "admin",
+            "create",
+            "--email",
+            "cli@ops.test",
+            "--password",
+            "cli admin passphrase",
+        ],
+    );
     assert_eq!(dup.code, 1);
     assert!(dup.stderr.contains("already exists"), "{}", dup.stderr);
-    let weak = cli(&app, &["admin", "create", "--email", "x@ops.test", "--password", "short"]);
+    let weak = cli(
+        &app,
+        &[
+            "admin",
+            "create",
+            "--email",
+            "x@ops.test",
+            "--password",
+            "short",
+        ],
+    );
     assert_eq!(weak.code, 1, "{}", weak.stdout);
     assert!(ok(cli(&app, &["admin", "list"])).contains("cli@ops.test"));
 
     // tenants list / show
     let list = ok(cli(&app, &["tenants", "list"]));
-    assert!(list.contains("acme\tactive\ttrial") && list.contains("beta\tactive"), "{list}");
+    assert!(
+        list.contains("acme\tactive\ttrial") && list.contains("beta\tactive"),
+        "{list}"
+    );
     let shown: Value = serde_json::from_str(&ok(cli(&app, &["tenants", "show", "acme"]))).unwrap();
     assert_eq!(shown["schema"], "t_acme");
     let missing = cli(&app, &["tenants", "show", "nobody"]);
     assert_eq!(missing.code, 1);
-    assert!(missing.stderr.contains("no tenant named"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("no tenant named"),
+        "{}",
+        missing.stderr
+    );
 
     // suspend / resume / delete / restore reach the running service (NOTIFY).
     let key = acme.keys[0].as_str();
@@ -103,15 +147,29 @@ async fn the_cli_creates_admins_and_manages_tenants() {
     let dir = std::env::temp_dir().join(format!("mc-export-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("acme.tar.gz");
-    ok(cli(&app, &["tenants", "export", "acme", "--output", file.to_str().unwrap()]));
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&file).unwrap()));
+    ok(cli(
+        &app,
+        &[
+            "tenants",
+            "export",
+            "acme",
+            "--output",
+            file.to_str().unwrap(),
+        ],
+    ));
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(&file).unwrap(),
+    ));
     let names: Vec<String> = archive
         .entries()
         .unwrap()
         .map(|e| e.unwrap().path().unwrap().to_string_lossy().to_string())
         .collect();
     assert_eq!(names[0], "manifest.json");
-    assert!(names.contains(&"tables/users.jsonl".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"tables/users.jsonl".to_string()),
+        "{names:?}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 
     // erase-user
@@ -120,9 +178,13 @@ async fn the_cli_creates_admins_and_manages_tenants() {
     assert!(erased.contains("erased-"), "{erased}");
 
     // usage report
-    app.post("/api/v1/simulations", &[("x-api-key", &app.signup("gamma").await.keys[0])], simulation_body())
-        .await
-        .ok(201);
+    app.post(
+        "/api/v1/simulations",
+        &[("x-api-key", &app.signup("gamma").await.keys[0])],
+        simulation_body(),
+    )
+    .await
+    .ok(201);
     // The service writes its call counts every 5 s; the report reads what is written.
     let mut report = String::new();
     for _ in 0..40 {
@@ -135,7 +197,10 @@ async fn the_cli_creates_admins_and_manages_tenants() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
-    assert!(report.lines().nth(1).unwrap().split('\t').nth(3) == Some("1"), "{report}");
+    assert!(
+        report.lines().nth(1).unwrap().split('\t').nth(3) == Some("1"),
+        "{report}"
+    );
 
     // Every CLI action is audited with the operator.
     let actors: Vec<(String, String)> = sqlx::query_as(
@@ -147,7 +212,15 @@ async fn the_cli_creates_admins_and_manages_tenants() {
     let actions: Vec<&str> = actors.iter().map(|a| a.1.as_str()).collect();
     assert_eq!(
         actions,
-        ["admin.created", "tenant.updated", "tenant.updated", "tenant.deleted", "tenant.restored", "tenant.exported", "user.erased"]
+        [
+            "admin.created",
+            "tenant.updated",
+            "tenant.updated",
+            "tenant.deleted",
+            "tenant.restored",
+            "tenant.exported",
+            "user.erased"
+        ]
     );
     assert!(actors.iter().all(|a| a.0 == "cli:opsperson"));
 }
@@ -158,7 +231,10 @@ async fn migrate_reports_each_failing_schema_and_resumes() {
     app.signup("acme").await;
     app.signup("beta").await;
     let out = ok(cli(&app, &["migrate"]));
-    assert!(out.contains("2 tenant schema(s): 0 migration(s) applied, 0 failed"), "{out}");
+    assert!(
+        out.contains("2 tenant schema(s): 0 migration(s) applied, 0 failed"),
+        "{out}"
+    );
     // Break beta: its history forgets migration V6 while its table stays, so re-applying it
     // fails.
     let pool = app.pg().await;
@@ -168,13 +244,25 @@ async fn migrate_reports_each_failing_schema_and_resumes() {
         .unwrap();
     let failed = cli(&app, &["migrate", "--concurrency", "2"]);
     assert_eq!(failed.code, 1, "{}", failed.stdout);
-    assert!(failed.stdout.contains("2 tenant schema(s): 0 migration(s) applied, 1 failed"), "{}", failed.stdout);
+    assert!(
+        failed
+            .stdout
+            .contains("2 tenant schema(s): 0 migration(s) applied, 1 failed"),
+        "{}",
+        failed.stdout
+    );
     assert!(failed.stderr.contains("FAILED beta"), "{}", failed.stderr);
     assert!(!failed.stderr.contains("FAILED acme"), "{}", failed.stderr);
     // Fixed (the table dropped), the next run applies only what is missing.
-    sqlx::query("DROP TABLE t_beta.api_call_daily").execute(&pool).await.unwrap();
+    sqlx::query("DROP TABLE t_beta.api_call_daily")
+        .execute(&pool)
+        .await
+        .unwrap();
     let out = ok(cli(&app, &["migrate"]));
-    assert!(out.contains("2 tenant schema(s): 1 migration(s) applied, 0 failed"), "{out}");
+    assert!(
+        out.contains("2 tenant schema(s): 1 migration(s) applied, 0 failed"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -183,7 +271,11 @@ async fn the_old_commands_still_work() {
         .args(["openapi", "--check"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bad = Command::new(env!("CARGO_BIN_EXE_montecarlo-platform"))
         .args(["tenants", "frobnicate"])
         .output()

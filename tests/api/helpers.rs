@@ -21,8 +21,9 @@ struct AdminState {
     token: Option<(String, chrono::DateTime<Utc>)>,
 }
 
-static ADMINS: std::sync::LazyLock<tokio::sync::Mutex<std::collections::HashMap<String, AdminState>>> =
-    std::sync::LazyLock::new(Default::default);
+static ADMINS: std::sync::LazyLock<
+    tokio::sync::Mutex<std::collections::HashMap<String, AdminState>>,
+> = std::sync::LazyLock::new(Default::default);
 
 /// The current 6-digit TOTP code of `secret` at `at`.
 pub fn totp_code(secret: &[u8], at: chrono::DateTime<Utc>) -> String {
@@ -460,5 +461,8 @@ pub async fn bootstrap_admin_http(client: &reqwest::Client, base: &str) -> Strin
         .json()
         .await
         .unwrap();
-    login["access_token"].as_str().expect("signed in").to_string()
+    login["access_token"]
+        .as_str()
+        .expect("signed in")
+        .to_string()
 }

@@ -359,7 +359,10 @@ async fn admin_api_needs_a_named_admins_token() {
     // And an admin's token is refused by the tenant API.
     app.get(
         "/api/v1/auth/me",
-        &[("authorization", &app.admin_auth().await), ("x-tenant-id", "alpha")],
+        &[
+            ("authorization", &app.admin_auth().await),
+            ("x-tenant-id", "alpha"),
+        ],
     )
     .await
     .problem(401);

@@ -53,7 +53,10 @@ async fn admins_sign_in_with_password_and_totp_and_their_sessions_end() {
         .problem(401);
     app.post(
         "/api/v1/admin/bootstrap",
-        &[("authorization", "Bearer not-the-admin-token-0000000000000000")],
+        &[(
+            "authorization",
+            "Bearer not-the-admin-token-0000000000000000",
+        )],
         first.clone(),
     )
     .await
@@ -61,34 +64,52 @@ async fn admins_sign_in_with_password_and_totp_and_their_sessions_end() {
     let created = app
         .post(
             "/api/v1/admin/bootstrap",
-            &[("authorization", &bearer(ADMIN_TOKEN)), ("user-agent", "ops-laptop/1")],
+            &[
+                ("authorization", &bearer(ADMIN_TOKEN)),
+                ("user-agent", "ops-laptop/1"),
+            ],
             first.clone(),
         )
         .await;
     let created = created.ok(201).clone();
-    assert!(created["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/"));
+    assert!(
+        created["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
     let secret = totp_secret_of(created["totp_secret"].as_str().unwrap());
     // Only the first: afterwards the token creates nobody.
     let again = json!({"email": "second@platform.test", "password": ADMIN_PASSWORD});
     let d = app
-        .post("/api/v1/admin/bootstrap", &[("authorization", &bearer(ADMIN_TOKEN))], again)
+        .post(
+            "/api/v1/admin/bootstrap",
+            &[("authorization", &bearer(ADMIN_TOKEN))],
+            again,
+        )
         .await
         .problem(409);
     assert!(d.contains("admin create"), "{d}");
 
-    let login = |password: &str, code: String| {
-        json!({"email": ADMIN_EMAIL, "password": password, "totp_code": code})
-    };
+    let login = |password: &str, code: String| json!({"email": ADMIN_EMAIL, "password": password, "totp_code": code});
     let now = app.clock.now();
     let code = totp_code(&secret, now);
     let wrong_code = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
     let d = app
-        .post("/api/v1/admin/auth/login", &[], login(ADMIN_PASSWORD, wrong_code))
+        .post(
+            "/api/v1/admin/auth/login",
+            &[],
+            login(ADMIN_PASSWORD, wrong_code),
+        )
         .await
         .problem(401);
     assert_eq!(d, "email, password or TOTP code is incorrect");
     let d2 = app
-        .post("/api/v1/admin/auth/login", &[], login("wrong passphrase!", code.clone()))
+        .post(
+            "/api/v1/admin/auth/login",
+            &[],
+            login("wrong passphrase!", code.clone()),
+        )
         .await
         .problem(401);
     assert_eq!(d, d2, "a wrong password and a wrong code answer alike");
@@ -112,11 +133,19 @@ async fn admins_sign_in_with_password_and_totp_and_their_sessions_end() {
         .await
         .ok(200);
     // A token is not a tenant credential, and a forged admin token is refused.
-    app.get("/api/v1/auth/me", &[("authorization", &auth), ("x-tenant-id", "acme")])
-        .await
-        .problem(401);
+    app.get(
+        "/api/v1/auth/me",
+        &[("authorization", &auth), ("x-tenant-id", "acme")],
+    )
+    .await
+    .problem(401);
     let logout = app
-        .request(Method::POST, "/api/v1/admin/auth/logout", &[("authorization", &auth)], None)
+        .request(
+            Method::POST,
+            "/api/v1/admin/auth/logout",
+            &[("authorization", &auth)],
+            None,
+        )
         .await;
     assert_eq!(logout.status, 204);
     let d = app
@@ -139,9 +168,12 @@ async fn admins_sign_in_with_password_and_totp_and_their_sessions_end() {
         .unwrap()
         .to_string();
     app.advance(Duration::minutes(16));
-    app.get("/api/v1/admin/tenants", &[("authorization", &bearer(&token))])
-        .await
-        .problem(401);
+    app.get(
+        "/api/v1/admin/tenants",
+        &[("authorization", &bearer(&token))],
+    )
+    .await
+    .problem(401);
 
     let audit = audit_actions(&app).await;
     let actions: Vec<&str> = audit.iter().map(|r| r.1.as_str()).collect();
@@ -189,19 +221,30 @@ async fn a_deleted_tenant_is_unreachable_restorable_then_purged_after_its_grace(
         .await
         .problem(403);
     assert!(d.contains("password"), "{d}");
-    app.post("/api/v1/organisation/delete", &key, json!({"password": "correct horse battery"}))
-        .await
-        .problem(401);
+    app.post(
+        "/api/v1/organisation/delete",
+        &key,
+        json!({"password": "correct horse battery"}),
+    )
+    .await
+    .problem(401);
 
     // An admin deletes it: every credential refused at once, the slug stays taken.
     let admin = app.admin_auth().await;
     let deleted = app
-        .request(Method::POST, "/api/v1/admin/tenants/acme/delete", &[("authorization", &admin)], None)
+        .request(
+            Method::POST,
+            "/api/v1/admin/tenants/acme/delete",
+            &[("authorization", &admin)],
+            None,
+        )
         .await;
     let deleted = deleted.ok(200).clone();
     assert!(deleted["purge_after"].is_string(), "{deleted}");
     app.get("/api/v1/auth/me", &key).await.problem(401);
-    app.get("/api/v1/auth/me", &[("authorization", &owner)]).await.problem(401);
+    app.get("/api/v1/auth/me", &[("authorization", &owner)])
+        .await
+        .problem(401);
     app.post(
         "/api/v1/auth/login",
         &[("x-tenant-id", "acme")],
@@ -211,25 +254,44 @@ async fn a_deleted_tenant_is_unreachable_restorable_then_purged_after_its_grace(
     .problem(401);
     let again = json!({"organisation_name": "Acme 2", "slug": "acme", "full_name": "Someone Else",
                        "email": "else@acme2.example", "password": "correct horse battery"});
-    app.post("/api/v1/signup", &[], again.clone()).await.problem(409);
+    app.post("/api/v1/signup", &[], again.clone())
+        .await
+        .problem(409);
     // The admin still sees it; a second deletion is a conflict; other tenants are untouched.
     let shown = app
         .get("/api/v1/admin/tenants/acme", &[("authorization", &admin)])
         .await;
     assert!(shown.ok(200)["deleted_at"].is_string());
-    app.request(Method::POST, "/api/v1/admin/tenants/acme/delete", &[("authorization", &admin)], None)
-        .await
-        .problem(409);
-    app.get("/api/v1/auth/me", &[("x-api-key", &beta.keys[0])]).await.ok(200);
-
-    // Restored: the same credentials work again.
-    app.request(Method::POST, "/api/v1/admin/tenants/acme/restore", &[("authorization", &admin)], None)
+    app.request(
+        Method::POST,
+        "/api/v1/admin/tenants/acme/delete",
+        &[("authorization", &admin)],
+        None,
+    )
+    .await
+    .problem(409);
+    app.get("/api/v1/auth/me", &[("x-api-key", &beta.keys[0])])
         .await
         .ok(200);
+
+    // Restored: the same credentials work again.
+    app.request(
+        Method::POST,
+        "/api/v1/admin/tenants/acme/restore",
+        &[("authorization", &admin)],
+        None,
+    )
+    .await
+    .ok(200);
     app.get("/api/v1/auth/me", &key).await.ok(200);
-    app.request(Method::POST, "/api/v1/admin/tenants/acme/restore", &[("authorization", &admin)], None)
-        .await
-        .problem(409);
+    app.request(
+        Method::POST,
+        "/api/v1/admin/tenants/acme/restore",
+        &[("authorization", &admin)],
+        None,
+    )
+    .await
+    .problem(409);
 
     // Deleted again, by its owner this time.
     let mine = app
@@ -241,7 +303,10 @@ async fn a_deleted_tenant_is_unreachable_restorable_then_purged_after_its_grace(
         .await;
     let purge_after = mine.ok(200)["purge_after"].as_str().unwrap().to_string();
     let purge_after = chrono::DateTime::parse_from_rfc3339(&purge_after).unwrap();
-    assert_eq!(purge_after.with_timezone(&chrono::Utc) - app.clock.now(), Duration::days(30));
+    assert_eq!(
+        purge_after.with_timezone(&chrono::Utc) - app.clock.now(),
+        Duration::days(30)
+    );
     app.get("/api/v1/auth/me", &key).await.problem(401);
 
     // Within the grace nothing is dropped (the maintenance task runs every second).
@@ -250,7 +315,10 @@ async fn a_deleted_tenant_is_unreachable_restorable_then_purged_after_its_grace(
     assert!(schema_exists(&app, "t_acme").await);
     // After it, the schema and the platform rows go; the slug is free again.
     app.advance(Duration::days(2));
-    eventually("the purge", || async { !schema_exists(&app, "t_acme").await }).await;
+    eventually("the purge", || async {
+        !schema_exists(&app, "t_acme").await
+    })
+    .await;
     let pool = app.pg().await;
     let rows: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM platform.tenants WHERE slug = 'acme') \
@@ -279,9 +347,14 @@ async fn a_deleted_tenant_is_unreachable_restorable_then_purged_after_its_grace(
     .ok(200);
     // A purged tenant cannot be restored.
     let admin = app.admin_auth().await;
-    app.request(Method::POST, "/api/v1/admin/tenants/acme/restore", &[("authorization", &admin)], None)
-        .await
-        .problem(404);
+    app.request(
+        Method::POST,
+        "/api/v1/admin/tenants/acme/restore",
+        &[("authorization", &admin)],
+        None,
+    )
+    .await
+    .problem(404);
     app.post("/api/v1/signup", &[], again).await.ok(201);
 
     let actions: Vec<(String, String)> = audit_actions(&app)
@@ -323,13 +396,19 @@ async fn the_export_holds_every_table_of_the_tenant_and_nothing_of_another() {
     let beta = app.signup("beta").await;
     let owner = bearer(&acme.token);
     for t in [&acme, &beta] {
-        app.post("/api/v1/simulations", &[("x-api-key", &t.keys[0])], simulation_body())
-            .await
-            .ok(201);
+        app.post(
+            "/api/v1/simulations",
+            &[("x-api-key", &t.keys[0])],
+            simulation_body(),
+        )
+        .await
+        .ok(201);
     }
     let member = json!({"email": "mia@acme.example", "full_name": "Mia Member",
                         "password": "member password 1", "role": "member"});
-    app.post("/api/v1/users", &[("authorization", &owner)], member).await.ok(201);
+    app.post("/api/v1/users", &[("authorization", &owner)], member)
+        .await
+        .ok(201);
     let mia = app
         .post(
             "/api/v1/auth/login",
@@ -342,8 +421,12 @@ async fn the_export_holds_every_table_of_the_tenant_and_nothing_of_another() {
         .unwrap()
         .to_string();
     // Owner only.
-    app.get("/api/v1/export", &[("authorization", &bearer(&mia))]).await.problem(403);
-    app.get("/api/v1/export", &[("x-api-key", &acme.keys[0])]).await.problem(401);
+    app.get("/api/v1/export", &[("authorization", &bearer(&mia))])
+        .await
+        .problem(403);
+    app.get("/api/v1/export", &[("x-api-key", &acme.keys[0])])
+        .await
+        .problem(401);
 
     let resp = app
         .client
@@ -365,7 +448,10 @@ async fn the_export_holds_every_table_of_the_tenant_and_nothing_of_another() {
     assert_eq!(entries[0].0, "manifest.json");
     let manifest: Value = serde_json::from_str(&entries[0].1).unwrap();
     assert_eq!(manifest["tenant"]["slug"], "acme");
-    assert!(manifest["schema_version"].as_i64().unwrap() >= 6, "{manifest}");
+    assert!(
+        manifest["schema_version"].as_i64().unwrap() >= 6,
+        "{manifest}"
+    );
     // Every table of the schema, from the catalog (refinery's history aside).
     let catalog: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 't_acme' \
@@ -382,27 +468,67 @@ async fn the_export_holds_every_table_of_the_tenant_and_nothing_of_another() {
         .collect();
     assert_eq!(listed, catalog);
     let files: BTreeSet<String> = entries[1..].iter().map(|e| e.0.clone()).collect();
-    let expected: BTreeSet<String> = catalog.iter().map(|t| format!("tables/{t}.jsonl")).collect();
+    let expected: BTreeSet<String> = catalog
+        .iter()
+        .map(|t| format!("tables/{t}.jsonl"))
+        .collect();
     assert_eq!(files, expected);
     for t in manifest["tables"].as_array().unwrap() {
-        let file = entries.iter().find(|e| e.0 == t["file"].as_str().unwrap()).unwrap();
-        let lines: Vec<Value> = file.1.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines.len() as u64, t["rows"].as_u64().unwrap(), "{}", t["name"]);
+        let file = entries
+            .iter()
+            .find(|e| e.0 == t["file"].as_str().unwrap())
+            .unwrap();
+        let lines: Vec<Value> = file
+            .1
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines.len() as u64,
+            t["rows"].as_u64().unwrap(),
+            "{}",
+            t["name"]
+        );
         for row in &lines {
             for secret in ["password_hash", "key_hash"] {
-                assert!(row.get(secret).is_none(), "{secret} exported in {}", t["name"]);
+                assert!(
+                    row.get(secret).is_none(),
+                    "{secret} exported in {}",
+                    t["name"]
+                );
             }
         }
     }
-    let users = &entries.iter().find(|e| e.0 == "tables/users.jsonl").unwrap().1;
+    let users = &entries
+        .iter()
+        .find(|e| e.0 == "tables/users.jsonl")
+        .unwrap()
+        .1;
     assert!(users.contains("mia@acme.example") && users.contains("owner@acme.example"));
-    let users_entry = manifest["tables"].as_array().unwrap().iter().find(|t| t["name"] == "users").unwrap();
+    let users_entry = manifest["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "users")
+        .unwrap();
     assert_eq!(users_entry["redacted_columns"], json!(["password_hash"]));
-    assert!(entries.iter().any(|e| e.0 == "tables/simulations.jsonl" && e.1.lines().count() == 1));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.0 == "tables/simulations.jsonl" && e.1.lines().count() == 1)
+    );
     // Nothing of the other tenant.
     let everything: String = entries.iter().map(|e| e.1.as_str()).collect();
-    for foreign in [beta.key_ids[0].as_str(), beta.key_ids[1].as_str(), "owner@beta.example", "beta Org"] {
-        assert!(!everything.contains(foreign), "{foreign} leaked into acme's export");
+    for foreign in [
+        beta.key_ids[0].as_str(),
+        beta.key_ids[1].as_str(),
+        "owner@beta.example",
+        "beta Org",
+    ] {
+        assert!(
+            !everything.contains(foreign),
+            "{foreign} leaked into acme's export"
+        );
     }
     let beta_sim: String = sqlx::query_scalar("SELECT id::text FROM t_beta.simulations")
         .fetch_one(&app.pg().await)
@@ -419,7 +545,9 @@ async fn erasure_pseudonymises_the_user_and_the_audit_rows_naming_them() {
     let owner = bearer(&acme.token);
     let member = json!({"email": "mia@acme.example", "full_name": "Mia Member",
                         "password": "member password 1", "role": "member"});
-    let mia = app.post("/api/v1/users", &[("authorization", &owner)], member).await;
+    let mia = app
+        .post("/api/v1/users", &[("authorization", &owner)], member)
+        .await;
     let mia_id = mia.ok(201)["id"].as_str().unwrap().to_string();
     // An audit event that names her (the accounts helpers record such events).
     let pool = app.pg().await;
@@ -443,23 +571,41 @@ async fn erasure_pseudonymises_the_user_and_the_audit_rows_naming_them() {
         .to_string();
     let path = format!("/api/v1/users/{mia_id}/erase");
     // Not by a member, not by another tenant's owner, not the owner themselves.
-    app.post(&path, &[("authorization", &bearer(&mia_token))], json!({})).await.problem(403);
-    app.post(&path, &[("authorization", &bearer(&beta.token))], json!({})).await.problem(404);
-    let owner_id = acme.body["user"]["id"].as_str().unwrap();
-    app.post(&format!("/api/v1/users/{owner_id}/erase"), &[("authorization", &owner)], json!({}))
+    app.post(&path, &[("authorization", &bearer(&mia_token))], json!({}))
         .await
-        .problem(409);
+        .problem(403);
+    app.post(&path, &[("authorization", &bearer(&beta.token))], json!({}))
+        .await
+        .problem(404);
+    let owner_id = acme.body["user"]["id"].as_str().unwrap();
+    app.post(
+        &format!("/api/v1/users/{owner_id}/erase"),
+        &[("authorization", &owner)],
+        json!({}),
+    )
+    .await
+    .problem(409);
 
-    let erased = app.post(&path, &[("authorization", &owner)], json!({})).await;
+    let erased = app
+        .post(&path, &[("authorization", &owner)], json!({}))
+        .await;
     let erased = erased.ok(200).clone();
     let pseudo = erased["email"].as_str().unwrap().to_string();
-    assert!(pseudo.starts_with("erased-") && pseudo.ends_with("@erased.invalid"), "{erased}");
+    assert!(
+        pseudo.starts_with("erased-") && pseudo.ends_with("@erased.invalid"),
+        "{erased}"
+    );
     // Stable: erasing again gives the same pseudonym.
-    let again = app.post(&path, &[("authorization", &owner)], json!({})).await;
+    let again = app
+        .post(&path, &[("authorization", &owner)], json!({}))
+        .await;
     assert_eq!(again.ok(200)["email"], json!(pseudo));
     let users = app.get("/api/v1/users", &[("authorization", &owner)]).await;
     let text = users.ok(200).to_string();
-    assert!(!text.contains("mia@acme.example") && !text.contains("Mia Member"), "{text}");
+    assert!(
+        !text.contains("mia@acme.example") && !text.contains("Mia Member"),
+        "{text}"
+    );
     assert!(text.contains(&pseudo));
     app.post(
         "/api/v1/auth/login",
@@ -477,10 +623,11 @@ async fn erasure_pseudonymises_the_user_and_the_audit_rows_naming_them() {
     assert_eq!(details["name"], erased["full_name"]);
     // Only whole values are replaced.
     assert_eq!(details["note"], "mia@acme.example.org");
-    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM t_acme.audit_log WHERE action = 'user.created'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let kept: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM t_acme.audit_log WHERE action = 'user.created'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(kept, 1, "the events are kept");
 }
 
@@ -497,14 +644,19 @@ async fn old_call_logs_are_rolled_up_and_usage_totals_survive_the_purge() {
     let t = app.signup_on("acme", "starter").await;
     let key = [("x-api-key", t.keys[0].as_str())];
     for _ in 0..3 {
-        app.post("/api/v1/simulations", &key, simulation_body()).await.ok(201);
+        app.post("/api/v1/simulations", &key, simulation_body())
+            .await
+            .ok(201);
     }
     for _ in 0..2 {
         app.get("/api/v1/auth/me", &key).await.ok(200);
     }
-    app.get("/api/v1/simulations/sim_00000000-0000-0000-0000-000000000000", &key)
-        .await
-        .problem(404);
+    app.get(
+        "/api/v1/simulations/sim_00000000-0000-0000-0000-000000000000",
+        &key,
+    )
+    .await
+    .problem(404);
     let before = app.get("/api/v1/usage?days=30", &key).await;
     let before = before.ok(200).clone();
     let day0 = before["daily"][0].clone();
@@ -538,7 +690,10 @@ async fn old_call_logs_are_rolled_up_and_usage_totals_survive_the_purge() {
     assert_eq!(same_day["units"], day0["units"]);
     assert_eq!(same_day["errors"], day0["errors"]);
     // The first report's own call was counted after it answered.
-    assert_eq!(same_day["calls"].as_i64().unwrap(), day0["calls"].as_i64().unwrap() + 1);
+    assert_eq!(
+        same_day["calls"].as_i64().unwrap(),
+        day0["calls"].as_i64().unwrap() + 1
+    );
     let key_before = before["per_key"][0].clone();
     let key_after = after["per_key"]
         .as_array()

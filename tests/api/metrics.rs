@@ -56,9 +56,12 @@ async fn metrics_are_hidden_without_a_token_and_refused_without_the_right_one() 
         .problem(401);
     let app = spawn_app().await;
     app.get("/metrics", &[]).await.problem(401);
-    app.get("/metrics", &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))])
-        .await
-        .problem(401);
+    app.get(
+        "/metrics",
+        &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+    )
+    .await
+    .problem(401);
     let admin = app.admin_auth().await;
     let r = app.get("/metrics", &[("authorization", &admin)]).await;
     assert_eq!(r.status, 200);
