@@ -239,9 +239,9 @@ mod tests {
             }
         }
         assert_eq!(
-            bodies, 9,
+            bodies, 12,
             "signup, login, createUser, createKey, createSimulation, createBatch, adminUpdateTenant, \
-             createCheckoutSession, changeSubscription"
+             createCheckoutSession, changeSubscription, adminBootstrap, adminLogin, deleteOrganisation"
         );
     }
 }
