@@ -274,6 +274,32 @@ mod tests {
     }
 
     #[test]
+    fn admin_and_user_tokens_are_not_interchangeable() {
+        let secret = [7u8; 32];
+        let (users, admins) = (JwtKeys::new(&secret), AdminJwt::new(&secret));
+        let now = Utc::now();
+        let admin = crate::domain::AdminId::new();
+        let sid = uuid::Uuid::now_v7();
+        let (token, exp) = admins.issue(admin, sid, now).unwrap();
+        assert_eq!(exp - now, ADMIN_TOKEN_TTL);
+        let claims = admins.verify(&token, now).unwrap();
+        assert_eq!(
+            (claims.sub, claims.sid),
+            (admin.to_string(), sid.to_string())
+        );
+        assert!(admins.verify(&token, exp).is_err(), "expired at exp");
+        assert!(
+            users.verify(&token, now).is_err(),
+            "an admin token is not a user token"
+        );
+        let (user_token, _) = users
+            .issue(UserId::new(), TenantId::new(), Role::Owner, now)
+            .unwrap();
+        let e = admins.verify(&user_token, now).unwrap_err();
+        assert!(e.to_string().contains("not a platform-admin token"), "{e}");
+    }
+
+    #[test]
     fn alg_none_is_refused() {
         use base64::Engine;
         let keys = JwtKeys::new(&[7u8; 32]);

@@ -51,7 +51,7 @@ for _ in $(seq 1 100); do curl -fsS -o /dev/null "$MC_BASE_URL/health" 2>/dev/nu
 curl -fsS -o /dev/null "$MC_BASE_URL/health" || { cat "$WORK/service.log"; exit 1; }
 
 step "bootstrap the run's platform admin (ADMIN_TOKEN creates the first one only)"
-export MC_ADMIN_EMAIL="ops@$DB.example"
+export MC_ADMIN_EMAIL="ops@contract-run.example"
 export MC_ADMIN_PASSWORD="contract admin password $$"
 admin=$(curl -fsS -X POST "$MC_BASE_URL/api/v1/admin/bootstrap" -H 'content-type: application/json' \
   -H "Authorization: Bearer $MC_ADMIN_TOKEN" \
