@@ -96,10 +96,12 @@ ok_response!(ErasedOk, ErasedUser, "The user, pseudonymised.");
 /// The export archive.
 #[derive(ApiResponse)]
 enum ExportOk {
-    /// A `tar.gz`: `manifest.json` (tables, row counts, schema version, creation time, columns
-    /// left out) then `tables/<table>.jsonl` for every table of the organisation, one JSON
-    /// object per row. Secrets (password, key and token hashes, TOTP secrets) are left out.
-    #[oai(status = 200, content_type = "application/gzip")]
+    /// A gzip-compressed tar (`.tar.gz`; served as `application/octet-stream`, which every
+    /// generated client can save): `manifest.json` (tables, row counts, schema version,
+    /// creation time, columns left out) then `tables/<table>.jsonl` for every table of the
+    /// organisation, one JSON object per row. Secrets (password, key and token hashes, TOTP
+    /// secrets) are left out.
+    #[oai(status = 200, content_type = "application/octet-stream")]
     Ok(
         Binary<Body>,
         /// `attachment; filename="<slug>-export-<time>.tar.gz"`.

@@ -436,7 +436,7 @@ async fn the_export_holds_every_table_of_the_tenant_and_nothing_of_another() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-type"], "application/gzip");
+    assert_eq!(resp.headers()["content-type"], "application/octet-stream");
     assert!(
         resp.headers()["content-disposition"]
             .to_str()
