@@ -57,6 +57,11 @@ admin=$(curl -fsS -X POST "$MC_BASE_URL/api/v1/admin/bootstrap" -H 'content-type
   -H "Authorization: Bearer $MC_ADMIN_TOKEN" \
   -d "{\"email\":\"$MC_ADMIN_EMAIL\",\"password\":\"$MC_ADMIN_PASSWORD\"}")
 export MC_ADMIN_TOTP_SECRET=$(printf '%s' "$admin" | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["totp_secret"])')
+# A second admin, made with the CLI, whose session the fuzzed adminLogout ends.
+export MC_ADMIN2_EMAIL="ops2@contract-run.example"
+MC_ADMIN2_TOTP_SECRET=$(DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" "$BIN" admin create \
+  --email "$MC_ADMIN2_EMAIL" --password "$MC_ADMIN_PASSWORD" | sed -n 's/^TOTP secret (shown once): //p')
+export MC_ADMIN2_TOTP_SECRET
 
 step "the served document is the committed one"
 curl -fsS "$MC_BASE_URL/openapi.json" | cmp -s - "$SPEC" || {

@@ -77,30 +77,60 @@ def totp_code(secret_b32: str, at: float) -> str:
 _last_step = [-1]
 
 
-@schemathesis.auth(refresh_interval=600, retry_on=[401]).apply_to(
-    lambda ctx: "AdminJwt" in _schemes(ctx)
+def _admin_login(email: str, secret: str, last_step: list) -> str:
+    """Signs an admin in. A TOTP code is accepted once per admin, so a second sign-in within
+    the same 30 s step waits for the next one."""
+    now = time.time()
+    if int(now) // 30 <= last_step[0]:
+        time.sleep(30 - now % 30 + 0.5)
+        now = time.time()
+    last_step[0] = int(now) // 30
+    resp = requests.post(
+        f"{os.environ['MC_BASE_URL'].rstrip('/')}/api/v1/admin/auth/login",
+        json={
+            "email": email,
+            "password": os.environ["MC_ADMIN_PASSWORD"],
+            "totp_code": totp_code(secret, now),
+        },
+        timeout=30,
+    )
+    resp.raise_for_status()
+    return resp.json()["access_token"]
+
+
+def _is_logout(ctx) -> bool:
+    return ctx.operation.definition.raw.get("operationId") == "adminLogout"
+
+
+@schemathesis.auth(refresh_interval=600).apply_to(
+    lambda ctx: "AdminJwt" in _schemes(ctx) and not _is_logout(ctx)
 )
 class AdminJwtAuth:
-    """Signs the run's admin in. A TOTP code is accepted once, so a new sign-in (after the
-    fuzzer called adminLogout, say) waits for the next 30 s step when needed."""
+    """The run's admin (bootstrapped by run.sh) for every admin operation but logout. No
+    retry on 401: the fuzzer's own unauthenticated cases answer 401, and each sign-in costs a
+    fresh TOTP step; the token lives 15 minutes and is renewed every 10."""
 
     def get(self, case, ctx):
-        now = time.time()
-        if int(now) // 30 <= _last_step[0]:
-            time.sleep(30 - now % 30 + 0.5)
-            now = time.time()
-        _last_step[0] = int(now) // 30
-        resp = requests.post(
-            f"{os.environ['MC_BASE_URL'].rstrip('/')}/api/v1/admin/auth/login",
-            json={
-                "email": os.environ["MC_ADMIN_EMAIL"],
-                "password": os.environ["MC_ADMIN_PASSWORD"],
-                "totp_code": totp_code(os.environ["MC_ADMIN_TOTP_SECRET"], now),
-            },
-            timeout=30,
+        return _admin_login(
+            os.environ["MC_ADMIN_EMAIL"], os.environ["MC_ADMIN_TOTP_SECRET"], _last_step
         )
-        resp.raise_for_status()
-        return resp.json()["access_token"]
+
+    def set(self, case, data, ctx):
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+_last_step_2 = [-1]
+
+
+@schemathesis.auth(refresh_interval=None).apply_to(_is_logout)
+class AdminLogoutAuth:
+    """adminLogout ends a second admin's session (made with the CLI by run.sh), so the fuzzer
+    never signs the main admin out; once ended, further logouts answer 401 (documented)."""
+
+    def get(self, case, ctx):
+        return _admin_login(
+            os.environ["MC_ADMIN2_EMAIL"], os.environ["MC_ADMIN2_TOTP_SECRET"], _last_step_2
+        )
 
     def set(self, case, data, ctx):
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
