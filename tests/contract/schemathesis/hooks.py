@@ -74,17 +74,17 @@ def totp_code(secret_b32: str, at: float) -> str:
     return f"{code:06d}"
 
 
-_last_step = [-1]
+_tokens: dict = {}
 
 
-def _admin_login(email: str, secret: str, last_step: list) -> str:
-    """Signs an admin in. A TOTP code is accepted once per admin, so a second sign-in within
-    the same 30 s step waits for the next one."""
+def _admin_token(email: str, secret: str) -> str:
+    """Signs an admin in once and reuses the token for 10 minutes (it lives 15): a TOTP code is
+    accepted once per admin, and Schemathesis asks for credentials per phase and operation, so
+    signing in each time would wait for fresh 30 s steps inside data generation."""
     now = time.time()
-    if int(now) // 30 <= last_step[0]:
-        time.sleep(30 - now % 30 + 0.5)
-        now = time.time()
-    last_step[0] = int(now) // 30
+    cached = _tokens.get(email)
+    if cached and now - cached[1] < 600:
+        return cached[0]
     resp = requests.post(
         f"{os.environ['MC_BASE_URL'].rstrip('/')}/api/v1/admin/auth/login",
         json={
@@ -95,31 +95,25 @@ def _admin_login(email: str, secret: str, last_step: list) -> str:
         timeout=30,
     )
     resp.raise_for_status()
-    return resp.json()["access_token"]
+    _tokens[email] = (resp.json()["access_token"], now)
+    return _tokens[email][0]
 
 
 def _is_logout(ctx) -> bool:
     return ctx.operation.definition.raw.get("operationId") == "adminLogout"
 
 
-@schemathesis.auth(refresh_interval=600).apply_to(
+@schemathesis.auth(refresh_interval=None).apply_to(
     lambda ctx: "AdminJwt" in _schemes(ctx) and not _is_logout(ctx)
 )
 class AdminJwtAuth:
-    """The run's admin (bootstrapped by run.sh) for every admin operation but logout. No
-    retry on 401: the fuzzer's own unauthenticated cases answer 401, and each sign-in costs a
-    fresh TOTP step; the token lives 15 minutes and is renewed every 10."""
+    """The run's admin (bootstrapped by run.sh) for every admin operation but logout."""
 
     def get(self, case, ctx):
-        return _admin_login(
-            os.environ["MC_ADMIN_EMAIL"], os.environ["MC_ADMIN_TOTP_SECRET"], _last_step
-        )
+        return _admin_token(os.environ["MC_ADMIN_EMAIL"], os.environ["MC_ADMIN_TOTP_SECRET"])
 
     def set(self, case, data, ctx):
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
-
-
-_last_step_2 = [-1]
 
 
 @schemathesis.auth(refresh_interval=None).apply_to(_is_logout)
@@ -128,9 +122,7 @@ class AdminLogoutAuth:
     never signs the main admin out; once ended, further logouts answer 401 (documented)."""
 
     def get(self, case, ctx):
-        return _admin_login(
-            os.environ["MC_ADMIN2_EMAIL"], os.environ["MC_ADMIN2_TOTP_SECRET"], _last_step_2
-        )
+        return _admin_token(os.environ["MC_ADMIN2_EMAIL"], os.environ["MC_ADMIN2_TOTP_SECRET"])
 
     def set(self, case, data, ctx):
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
