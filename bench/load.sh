@@ -15,7 +15,7 @@ CONNECTIONS="${CONNECTIONS:-16}"
 TENANTS="${TENANTS:-1000}"
 KEYS="${KEYS:-500}"
 REDIS_MODES="${REDIS_MODES:-none redis}"
-ADMIN="load-bench-admin-token-$(date +%s)-0123456789abcdef"
+BOOT="load-bench-admin-token-$(date +%s)-0123456789abcdef"
 PW="correct horse battery staple"
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
@@ -51,12 +51,34 @@ start() { # start MODE
   DBS+=("$db")
   [ "$1" = redis ] && redis=(REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="loadbench$$:")
   env DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" BIND_ADDRESS="127.0.0.1:$port" \
-    ADMIN_TOKEN="$ADMIN" TRUSTED_PROXIES=127.0.0.1/32 RUST_LOG=warn "${redis[@]}" \
+    ADMIN_TOKEN="$BOOT" TRUSTED_PROXIES=127.0.0.1/32 RUST_LOG=warn "${redis[@]}" \
     "$BIN" >"$WORK/service.log" 2>&1 &
   PID=$!
   API="http://127.0.0.1:$port"
-  for _ in $(seq 1 300); do curl -sf "$API/health" >/dev/null && return 0; sleep 0.1; done
-  echo "service did not start"; cat "$WORK/service.log"; exit 1
+  for _ in $(seq 1 300); do curl -sf "$API/health" >/dev/null && break; sleep 0.1; done
+  curl -sf "$API/health" >/dev/null || { echo "service did not start"; cat "$WORK/service.log"; exit 1; }
+  ADMIN=$(admin_token)
+}
+
+# The bootstrap secret creates the first platform admin; the admin API takes that admin's
+# token (password + TOTP sign-in).
+admin_token() {
+  python3 - "$API" "$BOOT" <<'PY'
+import base64, hashlib, hmac, json, struct, sys, time, urllib.request
+api, boot = sys.argv[1], sys.argv[2]
+def post(path, body, token=None):
+    req = urllib.request.Request(api + path, json.dumps(body).encode(), {"content-type": "application/json"})
+    if token:
+        req.add_header("authorization", "Bearer " + token)
+    return json.load(urllib.request.urlopen(req))
+cred = {"email": "bench@platform.example", "password": "load bench admin passphrase"}
+secret = post("/api/v1/admin/bootstrap", cred, boot)["totp_secret"]
+key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+mac = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
+o = mac[-1] & 15
+code = "%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7FFFFFFF) % 1000000)
+print(post("/api/v1/admin/auth/login", dict(cred, totp_code=code))["access_token"])
+PY
 }
 
 signup() { # signup SLUG N -> prints the two key secrets

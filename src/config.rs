@@ -13,7 +13,7 @@
 //! | `LOG_FORMAT` | `text` | `text` or `json` |
 //! | `REDIS_URL` | unset | shared quota store; unset = PostgreSQL counters |
 //! | `REDIS_KEY_PREFIX` | `mc:` | namespace for Redis keys |
-//! | `ADMIN_TOKEN` | unset | bearer token for `/api/v1/admin/*` (at least 32 bytes); unset disables the admin API |
+//! | `ADMIN_TOKEN` | unset | bootstrap only: bearer token for `POST /api/v1/admin/bootstrap`, which creates the FIRST platform admin (at least 32 bytes); the admin API itself takes named admins' tokens |
 //! | `TENANT_MIGRATION_CONCURRENCY` | `4` | tenant schemas migrated in parallel at start-up |
 //! | `SIMULATION_QUEUE_WAIT_MS` | `2000` | how long a simulation waits for a tenant concurrency slot before 429 |
 //! | `LOGIN_ATTEMPTS_PER_MINUTE` | `5` | sign-in/sign-up attempts per minute per client IP and per account |
@@ -32,7 +32,6 @@
 //! | `JOB_RETRY_BACKOFF_MS` | `1000` | delay before a failed attempt is retried (times the attempt number) |
 //! | `JOB_POLL_MS` | `500` | how often an idle worker looks for jobs when no `NOTIFY job_queued` woke it |
 //! | `ASYNC_WORK_THRESHOLD` | `10000000000` | `POST /simulations` above this paths × steps × assets (× rate-search runs) becomes a job (202) without `Prefer: respond-async` |
-//! | `METRICS_TOKEN` | unset | bearer token for `GET /metrics` (the `ADMIN_TOKEN` is accepted too); both unset = `/metrics` answers 404 |
 //! | `SMTP_URL` | unset | SMTP server for outgoing mail: `smtp://host:25` (plain, e.g. a local relay), `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://user:pass@host:465` (TLS); unset = every message is written to the log and marked sent (development) |
 //! | `MAIL_FROM` | `Monte Carlo <no-reply@BASE_DOMAIN>` | sender of outgoing mail (`Name <address>` or an address) |
 //! | `PUBLIC_URL` | `https://{tenant}.BASE_DOMAIN` | base of the links in mail; `{tenant}` is replaced by the tenant's slug |
@@ -40,6 +39,10 @@
 //! | `MAIL_MAX_ATTEMPTS` | `8` | delivery attempts before a message is given up (`failed_at` set, error kept) |
 //! | `MAIL_RETRY_BASE_SECS` | `30` | delay after the first failed attempt; doubled after each further one |
 //! | `MAIL_RETRY_MAX_SECS` | `3600` | longest delay between attempts |
+//! | `METRICS_TOKEN` | unset | bearer token for `GET /metrics` (a platform admin's token is accepted too) |
+//! | `TENANT_DELETE_GRACE_DAYS` | `30` | a deleted tenant stays restorable this long, then its schema is dropped |
+//! | `CALL_LOG_RETENTION_DAYS` | `90` | `api_call_logs` rows older than this are rolled up into daily aggregates and deleted |
+//! | `MAINTENANCE_INTERVAL_SECS` | `3600` | how often the purge of deleted tenants and the call-log retention run |
 //!
 //! # Secrets in production
 //! With `PRODUCTION=true`, `JWT_SECRET` and `ADMIN_TOKEN` must each be at least
@@ -146,8 +149,14 @@ pub struct Settings {
     pub billing: Option<BillingSettings>,
     /// Background job settings.
     pub jobs: JobSettings,
-    /// Bearer token for `/metrics`; `None` hides it.
+    /// Bearer token for `/metrics` (platform admins' tokens are accepted too).
     pub metrics_token: Option<Secret<String>>,
+    /// Days a deleted tenant stays restorable before its purge.
+    pub tenant_delete_grace_days: u32,
+    /// Days `api_call_logs` rows are kept before they are rolled up and deleted.
+    pub call_log_retention_days: u32,
+    /// Seconds between runs of the tenant purge and the call-log retention.
+    pub maintenance_interval_secs: u64,
     /// Outgoing mail (the outbox sender).
     pub mail: MailSettings,
 }
@@ -488,6 +497,9 @@ impl Settings {
                 poll_ms: number("JOB_POLL_MS", 500)?.clamp(10, 60_000),
                 async_work_threshold: number("ASYNC_WORK_THRESHOLD", 10_000_000_000)?,
             },
+            tenant_delete_grace_days: number("TENANT_DELETE_GRACE_DAYS", 30)?.min(3650) as u32,
+            call_log_retention_days: number("CALL_LOG_RETENTION_DAYS", 90)?.clamp(1, 3650) as u32,
+            maintenance_interval_secs: number("MAINTENANCE_INTERVAL_SECS", 3600)?.clamp(1, 86_400),
             metrics_token: get("METRICS_TOKEN")
                 .filter(|s| !s.is_empty())
                 .map(Secret::new),

@@ -5,6 +5,7 @@
 //! SQL) → `domain`, `error`, `config`, `clock`.
 
 pub mod app;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;

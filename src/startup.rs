@@ -255,9 +255,35 @@ where
 }
 
 /// The background tasks of an instance: the usage log written every `CALL_FLUSH_INTERVAL`, the
-/// Redis quota totals copied into PostgreSQL every minute (`Quotas::persist_totals`), and, with
-/// billing on, `past_due` tenants whose grace ended suspended every minute.
+/// Redis quota totals copied into PostgreSQL every minute (`Quotas::persist_totals`), with
+/// billing on, `past_due` tenants whose grace ended suspended every minute, and every
+/// `MAINTENANCE_INTERVAL_SECS` the purge of deleted tenants whose grace ended and the call-log
+/// retention (rows older than `CALL_LOG_RETENTION_DAYS` rolled up into daily aggregates). Both
+/// are idempotent, so several instances running them at once is harmless.
 fn spawn_background_tasks(app: &Arc<App>) {
+    spawn_periodic(
+        Arc::downgrade(app),
+        app.maintenance_interval,
+        |app| async move {
+            let system = crate::app::admins::AdminContext::system();
+            if let Err(err) = app.lifecycle.purge_expired(&system).await {
+                tracing::warn!(error = ?err, "could not purge deleted tenants");
+            }
+            match app.tenants.list().await {
+                Ok(tenants) => {
+                    if let Err(err) = app
+                        .usage
+                        .apply_retention(&tenants, app.call_log_retention)
+                        .await
+                    {
+                        tracing::warn!(error = ?err, "could not apply the call-log retention");
+                    }
+                }
+                Err(err) => tracing::warn!(error = ?err, "could not list tenants for retention"),
+            }
+            true
+        },
+    );
     spawn_periodic(
         Arc::downgrade(app),
         crate::app::usage::CALL_FLUSH_INTERVAL,
@@ -336,6 +362,46 @@ pub async fn sync_catalog(settings: Settings) -> Result<Vec<String>, String> {
         settings.billing.as_ref(),
     );
     billing.sync_catalog().await.map_err(|e| format!("{e:?}"))
+}
+
+/// The application for the command line (`montecarlo-platform tenants …`, `admin …`,
+/// `migrate`, `usage report`): the database prepared as at start-up (created if missing,
+/// platform migrations applied, the owner's connection for both pools, since operators act with
+/// the owner's rights), the directory loaded and every service wired, but no listener, no
+/// background task and no tenant migration (that is `migrate`).
+///
+/// # Errors
+/// When the database cannot be prepared.
+pub async fn cli_app(settings: &Settings) -> Result<Arc<App>, StartupError> {
+    let url = settings.database_url.expose().clone();
+    db::ensure_database(&url).await?;
+    let db = Db::connect_lazy(&url, 4, settings.tenant_migration_concurrency + 2)?;
+    db::migrate_platform(&db).await?;
+    let directory = Arc::new(
+        TenantDirectory::load(db.clone())
+            .await
+            .map_err(|e| StartupError::Tenants(format!("{e:?}")))?,
+    );
+    let clock: SharedClock = Arc::new(SystemClock);
+    let quotas = Quotas::new(
+        QuotaConfig {
+            redis_url: settings.redis_url.clone(),
+            key_prefix: settings.redis_key_prefix.clone(),
+            concurrency_wait: Duration::ZERO,
+        },
+        db.clone(),
+        clock.clone(),
+        directory.tiers().clone(),
+    )
+    .await;
+    Ok(Arc::new(App::new(
+        settings,
+        db,
+        directory,
+        Arc::new(quotas),
+        clock,
+        true,
+    )))
 }
 
 async fn shutdown_signal() {

@@ -27,11 +27,10 @@ pub struct AuthService {
     keys: Arc<KeyCache>,
     sessions: Arc<SessionService>,
     clock: SharedClock,
-    admin_token: Option<String>,
 }
 
 impl AuthService {
-    /// The service; `admin_token` enables the platform admin API.
+    /// The service.
     pub fn new(
         db: Db,
         directory: Arc<TenantDirectory>,
@@ -39,7 +38,6 @@ impl AuthService {
         keys: Arc<KeyCache>,
         sessions: Arc<SessionService>,
         clock: SharedClock,
-        admin_token: Option<String>,
     ) -> Self {
         Self {
             db,
@@ -48,7 +46,6 @@ impl AuthService {
             keys,
             sessions,
             clock,
-            admin_token,
         }
     }
 
@@ -214,27 +211,6 @@ impl AuthService {
         )
         .in_session(session))
     }
-
-    /// Checks the platform admin token.
-    ///
-    /// # Errors
-    /// 403 when the admin API is disabled (no `ADMIN_TOKEN`), 401 for a wrong token.
-    pub fn admin(&self, token: Option<&str>) -> Result<(), AppError> {
-        let Some(expected) = &self.admin_token else {
-            return Err(AppError::forbidden(
-                "the admin API is disabled: set ADMIN_TOKEN to enable it",
-            ));
-        };
-        let Some(token) = token else {
-            return Err(AppError::unauthorized(
-                "missing credentials: send Authorization: Bearer <ADMIN_TOKEN>",
-            ));
-        };
-        if !constant_time_eq(token.as_bytes(), expected.as_bytes()) {
-            return Err(AppError::unauthorized("invalid admin token"));
-        }
-        Ok(())
-    }
 }
 
 /// A suspended tenant's credentials are refused.
@@ -246,14 +222,4 @@ pub(super) fn check_status(tenant: &Tenant) -> Result<(), AppError> {
             tenant.slug.as_str()
         ))),
     }
-}
-
-/// Compares two byte strings in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use sha2::{Digest, Sha256};
-    let (x, y) = (Sha256::digest(a), Sha256::digest(b));
-    x.iter()
-        .zip(y.iter())
-        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
-        == 0
 }

@@ -108,6 +108,8 @@ impl TenantDirectory {
             created_at: r.created_at,
             billing_grace_until: r.billing_grace_until,
             billing_suspended: r.billing_suspended,
+            deleted_at: r.deleted_at,
+            purge_after: r.purge_after,
         })
     }
 
@@ -131,13 +133,29 @@ impl TenantDirectory {
         tenant
     }
 
-    /// A tenant by slug: from memory, else from PostgreSQL (then cached). A slug that names
+    /// A live tenant by slug: from memory, else from PostgreSQL (then cached). A slug that names
     /// no tenant is remembered for [`UNKNOWN_SLUG_TTL`], so a flood of made-up slugs costs no
-    /// query per request.
+    /// query per request. A soft-deleted tenant is `None` here, as if it did not exist: every
+    /// credential of it is refused like an unknown one (platform admins use
+    /// [`TenantDirectory::by_slug_including_deleted`]).
     ///
     /// # Errors
     /// When PostgreSQL fails.
     pub async fn by_slug(&self, slug: &TenantSlug) -> Result<Option<Arc<Tenant>>, AppError> {
+        Ok(self
+            .by_slug_including_deleted(slug)
+            .await?
+            .filter(|t| !t.is_deleted()))
+    }
+
+    /// A tenant by slug, soft-deleted or not (platform administration).
+    ///
+    /// # Errors
+    /// When PostgreSQL fails.
+    pub async fn by_slug_including_deleted(
+        &self,
+        slug: &TenantSlug,
+    ) -> Result<Option<Arc<Tenant>>, AppError> {
         if let Some(t) = self.read().by_slug.get(slug) {
             return Ok(Some(t.clone()));
         }
@@ -160,15 +178,18 @@ impl TenantDirectory {
         }
     }
 
-    /// A tenant by id: from memory, else from PostgreSQL (then cached).
+    /// A live tenant by id: from memory, else from PostgreSQL (then cached); `None` for a
+    /// soft-deleted tenant, as [`TenantDirectory::by_slug`].
     ///
     /// # Errors
     /// When PostgreSQL fails.
     pub async fn by_id(&self, id: TenantId) -> Result<Option<Arc<Tenant>>, AppError> {
-        if let Some(t) = self.read().by_id.get(&id) {
-            return Ok(Some(t.clone()));
-        }
-        self.refresh(id).await
+        let cached = self.read().by_id.get(&id).cloned();
+        let found = match cached {
+            Some(t) => Some(t),
+            None => self.refresh(id).await?,
+        };
+        Ok(found.filter(|t| !t.is_deleted()))
     }
 
     /// Every tenant, oldest first, as cached (admin listings read PostgreSQL instead).

@@ -6,12 +6,14 @@
 //! [`TenantContext`]: crate::db::TenantContext
 
 pub mod accounts;
+pub mod admins;
 pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod changes;
 pub mod credentials;
 pub mod directory;
+pub mod export;
 pub mod health;
 pub mod idempotency;
 pub mod invitations;
@@ -19,6 +21,7 @@ pub mod job_worker;
 pub mod jobs;
 pub mod key_cache;
 pub mod keys;
+pub mod lifecycle;
 pub mod mail;
 pub mod mail_sender;
 pub mod passwords;
@@ -89,9 +92,18 @@ pub struct App {
     pub key_cache: Arc<key_cache::KeyCache>,
     /// The clock.
     pub clock: SharedClock,
-    /// Bearer tokens accepted by `/metrics`: `METRICS_TOKEN` and `ADMIN_TOKEN`, those set
-    /// (none: not served).
+    /// Bearer tokens accepted by `/metrics` besides a platform admin's: `METRICS_TOKEN`, if set.
     pub metrics_tokens: Vec<String>,
+    /// Named platform administrators (sign-in, sessions, audit).
+    pub admins: Arc<admins::AdminService>,
+    /// Tenant deletion, restoration, purge; user erasure.
+    pub lifecycle: lifecycle::LifecycleService,
+    /// Tenant exports.
+    pub export: export::ExportService,
+    /// How long `api_call_logs` rows are kept before they are rolled up.
+    pub call_log_retention: chrono::Duration,
+    /// How often the purge and the retention run.
+    pub maintenance_interval: std::time::Duration,
 }
 
 impl App {
@@ -132,6 +144,13 @@ impl App {
             clock.clone(),
             chrono::Duration::days(i64::from(settings.session_ttl_days)),
         ));
+        let admins = Arc::new(admins::AdminService::new(
+            db.clone(),
+            settings.jwt_secret.expose(),
+            clock.clone(),
+            quotas.clone(),
+            settings.admin_token.as_ref().map(|t| t.expose().clone()),
+        ));
         let simulations = Arc::new(simulations::SimulationService::new(
             db.clone(),
             quotas.clone(),
@@ -142,6 +161,7 @@ impl App {
         let tenants = Arc::new(tenants::TenantService::new(
             db.clone(),
             directory.clone(),
+            admins.clone(),
             clock.clone(),
             settings.fail_points.provisioning_before_commit,
         ));
@@ -178,7 +198,6 @@ impl App {
                 key_cache.clone(),
                 sessions.clone(),
                 clock.clone(),
-                settings.admin_token.as_ref().map(|t| t.expose().clone()),
             ),
             accounts: accounts::AccountService::new(
                 db.clone(),
@@ -220,15 +239,28 @@ impl App {
                 settings.base_domain.clone(),
                 settings.billing.as_ref(),
             ),
+            lifecycle: lifecycle::LifecycleService::new(
+                db.clone(),
+                directory.clone(),
+                admins.clone(),
+                clock.clone(),
+                chrono::Duration::days(i64::from(settings.tenant_delete_grace_days)),
+            ),
+            export: export::ExportService::new(db.clone(), clock.clone()),
+            admins,
+            call_log_retention: chrono::Duration::days(i64::from(settings.call_log_retention_days)),
+            maintenance_interval: std::time::Duration::from_secs(
+                settings.maintenance_interval_secs,
+            ),
             health: health::HealthService::new(db, quotas.clone(), tenants_current),
             tenants,
             directory,
             quotas,
             key_cache,
             clock,
-            metrics_tokens: [&settings.metrics_token, &settings.admin_token]
-                .into_iter()
-                .flatten()
+            metrics_tokens: settings
+                .metrics_token
+                .iter()
                 .map(|t| t.expose().clone())
                 .collect(),
         }

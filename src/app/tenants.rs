@@ -2,6 +2,7 @@
 //! changes (status, tier, trial end, overage). Changes reach every instance through the
 //! directory's listener.
 
+use super::admins::{AdminContext, AdminService};
 use super::directory::TenantDirectory;
 use super::keys::CreatedKey;
 use crate::clock::SharedClock;
@@ -66,6 +67,7 @@ pub struct Provisioned {
 pub struct TenantService {
     db: Db,
     directory: Arc<TenantDirectory>,
+    admins: Arc<AdminService>,
     clock: SharedClock,
     fail_provisioning_before_commit: bool,
 }
@@ -75,12 +77,14 @@ impl TenantService {
     pub fn new(
         db: Db,
         directory: Arc<TenantDirectory>,
+        admins: Arc<AdminService>,
         clock: SharedClock,
         fail_provisioning_before_commit: bool,
     ) -> Self {
         Self {
             db,
             directory,
+            admins,
             clock,
             fail_provisioning_before_commit,
         }
@@ -154,13 +158,29 @@ impl TenantService {
         })
     }
 
+    /// Migrates every tenant schema that is behind, `concurrency` at a time, each in its own
+    /// transaction (resumable: a schema already current is skipped), telling `progress` as
+    /// schemas finish. Per-schema failures are in the summary.
+    ///
+    /// # Errors
+    /// When the tenant list cannot be read.
+    pub async fn migrate_all(
+        &self,
+        concurrency: usize,
+        progress: &(dyn Fn(crate::db::MigrationProgress<'_>) + Sync),
+    ) -> Result<crate::db::TenantMigrationSummary, AppError> {
+        crate::db::migrate_all_tenants_reporting(&self.db, concurrency, progress)
+            .await
+            .map_err(AppError::internal)
+    }
+
     /// Every tier, cheapest first.
     pub fn tiers(&self) -> Vec<Arc<Tier>> {
         self.directory.tiers().all().to_vec()
     }
 
-    /// Every tenant, oldest first (read from PostgreSQL, so tenants created on other instances
-    /// are included).
+    /// Every tenant, oldest first, soft-deleted ones included (read from PostgreSQL, so
+    /// tenants created on other instances are included).
     ///
     /// # Errors
     /// When PostgreSQL fails.
@@ -169,12 +189,25 @@ impl TenantService {
         Ok(self.directory.cached())
     }
 
-    /// Applies an admin's change to the tenant `slug`.
+    /// A tenant by slug for a platform admin, soft-deleted or not.
     ///
     /// # Errors
-    /// 404 for an unknown tenant; 422 for an unknown tier.
+    /// 404 for an unknown tenant.
+    pub async fn show(&self, slug: &TenantSlug) -> Result<Arc<Tenant>, AppError> {
+        self.directory
+            .by_slug_including_deleted(slug)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("no tenant named {:?}", slug.as_str())))
+    }
+
+    /// Applies an admin's change to the live tenant `slug` (a deleted tenant is restored
+    /// first), audited as `ctx`.
+    ///
+    /// # Errors
+    /// 404 for an unknown or deleted tenant; 422 for an unknown tier.
     pub async fn update(
         &self,
+        ctx: &AdminContext,
         slug: &TenantSlug,
         change: TenantChange,
     ) -> Result<Arc<Tenant>, AppError> {
@@ -199,7 +232,20 @@ impl TenantService {
             .refresh(tenant.id)
             .await?
             .ok_or_else(not_found)?;
-        tracing::info!(tenant = %slug, ?change, "tenant changed by admin");
+        self.admins
+            .audit(
+                ctx,
+                "tenant.updated",
+                Some(slug.as_str()),
+                serde_json::json!({
+                    "status": change.status.map(|s| s.as_str()),
+                    "tier": change.tier,
+                    "trial_ends_at": change.trial_ends_at,
+                    "overage_enabled": change.overage_enabled,
+                }),
+            )
+            .await?;
+        tracing::info!(tenant = %slug, actor = ctx.actor(), ?change, "tenant changed by admin");
         Ok(fresh)
     }
 }

@@ -130,6 +130,111 @@ impl JwtKeys {
     }
 }
 
+/// The `aud` claim of platform-admin tokens: the admin API only. A tenant user's token (aud
+/// [`AUDIENCE`]) is refused by the admin API and an admin's token by the tenant API.
+pub const ADMIN_AUDIENCE: &str = "montecarlo-admin";
+
+/// Platform-admin token lifetime (the session row it names lives as long).
+pub const ADMIN_TOKEN_TTL: Duration = Duration::minutes(15);
+
+/// Platform-admin token claims.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AdminClaims {
+    /// Issuer: [`ISSUER`].
+    pub iss: String,
+    /// Audience: [`ADMIN_AUDIENCE`].
+    pub aud: String,
+    /// Administrator id (`adm_…`).
+    pub sub: String,
+    /// Session id (`platform.admin_sessions.id`); a revoked session refuses the token.
+    /// (Defaulted when decoding, so a tenant token is refused for its audience, not its shape.)
+    #[serde(default)]
+    pub sid: String,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Expires at, Unix seconds.
+    pub exp: i64,
+}
+
+/// HS256 keys for platform-admin tokens (same secret as access tokens, own audience).
+pub struct AdminJwt {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl AdminJwt {
+    /// Keys from the configured secret.
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[ADMIN_AUDIENCE]);
+        validation.validate_exp = false;
+        validation.leeway = 0;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// Issues a token for `admin`'s session `sid`, valid for [`ADMIN_TOKEN_TTL`] from `now`.
+    ///
+    /// # Errors
+    /// 500 when signing fails.
+    pub fn issue(
+        &self,
+        admin: crate::domain::AdminId,
+        sid: uuid::Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(String, DateTime<Utc>), AppError> {
+        let exp = now + ADMIN_TOKEN_TTL;
+        let claims = AdminClaims {
+            iss: ISSUER.into(),
+            aud: ADMIN_AUDIENCE.into(),
+            sub: admin.to_string(),
+            sid: sid.to_string(),
+            iat: now.timestamp(),
+            exp: exp.timestamp(),
+        };
+        let token = encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )
+        .map_err(|e| AppError::internal(format!("jwt encode: {e}")))?;
+        Ok((token, exp))
+    }
+
+    /// Verifies signature (HS256 only), issuer, audience and expiry against `now`.
+    ///
+    /// # Errors
+    /// 401 with the reason.
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AdminClaims, AppError> {
+        let data = decode::<AdminClaims>(token, &self.decoding, &self.validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            let why = match e.kind() {
+                ErrorKind::InvalidAudience => {
+                    "it is not a platform-admin token (sign in with POST /api/v1/admin/auth/login)"
+                }
+                ErrorKind::InvalidSignature => "signature does not verify",
+                ErrorKind::InvalidIssuer => "it was not issued by this service",
+                _ => "malformed or refused token",
+            };
+            AppError::unauthorized(format!("invalid admin token: {why}"))
+        })?;
+        if data.claims.exp <= now.timestamp()
+            || data.claims.exp - data.claims.iat > ADMIN_TOKEN_TTL.num_seconds()
+        {
+            return Err(AppError::unauthorized(
+                "admin token has expired; sign in again",
+            ));
+        }
+        Ok(data.claims)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +272,37 @@ mod tests {
         assert!(keys.verify(&forge(ISSUER, AUDIENCE), now).is_ok());
         assert!(keys.verify(&forge("someone-else", AUDIENCE), now).is_err());
         assert!(keys.verify(&forge(ISSUER, "another-api"), now).is_err());
+    }
+
+    #[test]
+    fn admin_and_user_tokens_are_not_interchangeable() {
+        let secret = [7u8; 32];
+        let (users, admins) = (JwtKeys::new(&secret), AdminJwt::new(&secret));
+        let now = Utc::now();
+        let admin = crate::domain::AdminId::new();
+        let sid = uuid::Uuid::now_v7();
+        let (token, exp) = admins.issue(admin, sid, now).unwrap();
+        assert_eq!(exp - now, ADMIN_TOKEN_TTL);
+        let claims = admins.verify(&token, now).unwrap();
+        assert_eq!(
+            (claims.sub, claims.sid),
+            (admin.to_string(), sid.to_string())
+        );
+        assert!(admins.verify(&token, exp).is_err(), "expired at exp");
+        assert!(
+            users.verify(&token, now).is_err(),
+            "an admin token is not a user token"
+        );
+        let (user_token, _) = users
+            .issue(
+                UserId::new(),
+                TenantId::new(),
+                crate::domain::SessionId::new(),
+                now,
+            )
+            .unwrap();
+        let e = admins.verify(&user_token, now).unwrap_err();
+        assert!(e.to_string().contains("not a platform-admin token"), "{e}");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use crate::clock::SharedClock;
 use crate::db::usage::{self, CallRecord, DailyCalls, KeyCalls};
 use crate::db::{Db, TenantContext};
-use crate::domain::{Principal, TenantId};
+use crate::domain::{Principal, Tenant, TenantId};
 use crate::error::AppError;
 use crate::quota::{PeriodUsage, Quotas};
 use chrono::{DateTime, Utc};
@@ -171,6 +171,63 @@ impl UsageService {
             tx.commit().await?;
         }
         Ok(written)
+    }
+
+    /// Retention: the call-log rows older than `keep` (counted from the start of that UTC day)
+    /// of every tenant in `tenants` are rolled up into daily aggregates and deleted; usage
+    /// reports read both, so their totals do not change. Returns the aggregate rows written.
+    /// A tenant that fails is logged and retried at the next run.
+    ///
+    /// # Errors
+    /// When the pending call counts cannot be written first.
+    pub async fn apply_retention(
+        &self,
+        tenants: &[Arc<Tenant>],
+        keep: chrono::Duration,
+    ) -> Result<u64, AppError> {
+        self.flush_calls().await?;
+        let cutoff = (self.clock.now() - keep)
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map_or_else(|| self.clock.now() - keep, |t| t.and_utc());
+        let mut rolled = 0;
+        for tenant in tenants {
+            match usage::roll_up_before(&self.db, tenant, cutoff).await {
+                Ok(n) => rolled += n,
+                Err(err) => {
+                    tracing::warn!(tenant = %tenant.slug, error = ?err, "call-log retention failed");
+                }
+            }
+        }
+        Ok(rolled)
+    }
+
+    /// A platform report of `tenant` (CLI `usage report`): calls over the last `days` and the
+    /// current quota period.
+    ///
+    /// # Errors
+    /// 422 for `days` outside 1–366; when PostgreSQL fails.
+    pub async fn report_for_tenant(
+        &self,
+        tenant: &Tenant,
+        days: u32,
+    ) -> Result<UsageReport, AppError> {
+        if !(1..=MAX_DAYS).contains(&days) {
+            return Err(AppError::validation(
+                "days",
+                format!("days must be 1 to {MAX_DAYS}, got {days}"),
+            ));
+        }
+        self.flush_calls().await?;
+        let since = self.clock.now() - chrono::Duration::days(i64::from(days));
+        let (daily, per_key) = usage::report_for(&self.db, tenant, since).await?;
+        let period = self.quotas.period_usage(tenant.id, &tenant.tier).await;
+        Ok(UsageReport {
+            period,
+            days,
+            daily,
+            per_key,
+        })
     }
 
     /// Calls over the last `days` (1–366) and the current quota period.

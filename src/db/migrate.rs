@@ -89,7 +89,14 @@ GRANT UPDATE (status, progress, attempts, not_before, lease_owner, lease_until, 
               charged_at, charged_overage, simulation_id, problem, started_at, finished_at,
               updated_at) ON platform.jobs TO {role};
 GRANT SELECT, INSERT ON platform.mail_outbox TO {role};
-GRANT UPDATE (attempts, next_attempt_at, sent_at, failed_at, last_error, body_text) ON platform.mail_outbox TO {role};";
+GRANT UPDATE (attempts, next_attempt_at, sent_at, failed_at, last_error, body_text) ON platform.mail_outbox TO {role};
+GRANT SELECT ON platform.admins TO {role};
+GRANT UPDATE (totp_last_step) ON platform.admins TO {role};
+GRANT SELECT, INSERT ON platform.admin_sessions TO {role};
+GRANT UPDATE (revoked_at) ON platform.admin_sessions TO {role};
+GRANT INSERT ON platform.admin_audit TO {role};
+GRANT USAGE ON SEQUENCE platform.admin_audit_id_seq TO {role};
+GRANT UPDATE (deleted_at, purge_after) ON platform.tenants TO {role};";
 
 /// What the request path may do in a tenant schema: read and write rows of its tables and use
 /// their sequences (`bigserial` ids), except that `audit_log` is append-only and refinery's
@@ -176,6 +183,36 @@ pub async fn migrate_all_tenants(
     db: &Db,
     concurrency: usize,
 ) -> Result<TenantMigrationSummary, DbError> {
+    migrate_all_tenants_reporting(db, concurrency, &|_| {}).await
+}
+
+/// Progress of [`migrate_all_tenants_reporting`].
+#[derive(Debug, Clone, Copy)]
+pub enum MigrationProgress<'a> {
+    /// The run starts over this many tenant schemas.
+    Started {
+        /// Tenant schemas to look at.
+        tenants: usize,
+    },
+    /// One schema is done: migrations applied, or the failure.
+    Finished {
+        /// The tenant's slug.
+        slug: &'a str,
+        /// Migrations applied, or the error.
+        outcome: Result<usize, &'a str>,
+    },
+}
+
+/// [`migrate_all_tenants`], telling `progress` when it starts and as each schema finishes
+/// (the CLI's progress bar).
+///
+/// # Errors
+/// As [`migrate_all_tenants`].
+pub async fn migrate_all_tenants_reporting(
+    db: &Db,
+    concurrency: usize,
+    progress: &(dyn Fn(MigrationProgress<'_>) + Sync),
+) -> Result<TenantMigrationSummary, DbError> {
     let client = db.migrations.get().await?;
     let rows = client
         .query(
@@ -185,6 +222,9 @@ pub async fn migrate_all_tenants(
         .await?;
     drop(client);
     let tenants: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    progress(MigrationProgress::Started {
+        tenants: tenants.len(),
+    });
     let mut summary = TenantMigrationSummary {
         tenants: tenants.len(),
         ..Default::default()
@@ -217,7 +257,12 @@ pub async fn migrate_all_tenants(
                 Ok::<usize, DbError>(n)
             }
             .await;
-            (slug, result.map_err(|e| e.to_string()))
+            let result = result.map_err(|e| e.to_string());
+            progress(MigrationProgress::Finished {
+                slug: &slug,
+                outcome: result.as_ref().map(|n| *n).map_err(String::as_str),
+            });
+            (slug, result)
         })
         .buffer_unordered(concurrency.max(1))
         .collect()

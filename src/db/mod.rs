@@ -7,13 +7,16 @@
 //! transaction-local, bound as a parameter — inside the transaction that uses it.
 
 pub mod account_tokens;
+pub mod admins;
 pub mod api_keys;
 pub mod audit;
 pub mod billing;
 mod context;
+pub mod export;
 pub mod idempotency;
 pub mod invitations;
 pub mod jobs;
+pub mod lifecycle;
 pub mod listen;
 mod migrate;
 pub mod outbox;
@@ -29,7 +32,7 @@ pub mod users;
 
 pub use context::{TenantContext, TenantTx, begin_pre_auth};
 pub use migrate::{
-    TenantMigrationSummary, latest_platform_version, migrate_all_tenants, migrate_platform,
-    platform_is_current,
+    MigrationProgress, TenantMigrationSummary, latest_platform_version, migrate_all_tenants,
+    migrate_all_tenants_reporting, migrate_platform, platform_is_current,
 };
 pub use pool::{Db, DbError, ensure_database};

@@ -43,10 +43,14 @@ pub struct TenantRecord {
     pub billing_grace_until: Option<DateTime<Utc>>,
     /// Billing: `suspended` (grace over or unpaid).
     pub billing_suspended: bool,
+    /// Soft-deleted at.
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Purged after (set with `deleted_at`).
+    pub purge_after: Option<DateTime<Utc>>,
 }
 
 const SELECT: &str = "SELECT id, slug, display_name, schema_name, tier, status, trial_ends_at, \
-                      overage_enabled, created_at, \
+                      overage_enabled, created_at, deleted_at, purge_after, \
                       (SELECT b.grace_until FROM platform.billing_accounts b \
                         WHERE b.tenant_id = platform.tenants.id AND b.billing_status = 'past_due') \
                         AS billing_grace_until, \
@@ -71,6 +75,8 @@ fn record(row: &sqlx::postgres::PgRow) -> Result<TenantRecord, AppError> {
         created_at: row.try_get("created_at")?,
         billing_grace_until: row.try_get("billing_grace_until")?,
         billing_suspended: row.try_get("billing_suspended")?,
+        deleted_at: row.try_get("deleted_at")?,
+        purge_after: row.try_get("purge_after")?,
     })
 }
 

@@ -1,8 +1,9 @@
 //! The tenant's `api_call_logs`: one row per authenticated call, and the aggregates of the
-//! usage report.
+//! usage report (over the call log and the daily aggregates retention rolls it into).
 
-use super::context::TenantTx;
-use crate::domain::{ApiKeyId, UserId};
+use super::context::{TenantTx, begin_for};
+use super::pool::Db;
+use crate::domain::{ApiKeyId, Tenant, UserId};
 use crate::error::AppError;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
@@ -91,18 +92,26 @@ fn simulation_call(t: &str) -> String {
     format!("{t}.endpoint = '/api/v1/simulations' AND {t}.method = 'POST' AND {t}.status = 201")
 }
 
-/// Calls per UTC day since `since`, oldest first.
+/// Calls per UTC day since `since`, oldest first: the call log plus the daily aggregates that
+/// retention rolled older rows into (`api_call_daily`), so totals survive the purge.
 ///
 /// # Errors
 /// When PostgreSQL fails.
 pub async fn daily(tx: &mut TenantTx, since: DateTime<Utc>) -> Result<Vec<DailyCalls>, AppError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT (l.created_at AT TIME ZONE 'UTC')::date AS day, sum(l.calls)::bigint AS calls, \
-                COALESCE(sum(l.calls) FILTER (WHERE {}), 0)::bigint AS sims, \
-                COALESCE(sum(l.calls) FILTER (WHERE l.status >= 400), 0)::bigint AS errors, \
-                COALESCE(sum(l.units), 0)::bigint AS units \
-         FROM api_call_logs l WHERE l.created_at >= $1 GROUP BY day ORDER BY day",
-        simulation_call("l")
+        "SELECT x.day, sum(x.calls)::bigint AS calls, sum(x.sims)::bigint AS sims, \
+                sum(x.errors)::bigint AS errors, COALESCE(sum(x.units), 0)::bigint AS units \
+         FROM (SELECT (l.created_at AT TIME ZONE 'UTC')::date AS day, l.calls::bigint AS calls, \
+                      (CASE WHEN {} THEN l.calls ELSE 0 END)::bigint AS sims, \
+                      (CASE WHEN l.status >= 400 THEN l.calls ELSE 0 END)::bigint AS errors, l.units \
+               FROM api_call_logs l WHERE l.created_at >= $1 \
+               UNION ALL \
+               SELECT d.day, d.calls, (CASE WHEN {} THEN d.calls ELSE 0 END)::bigint, \
+                      (CASE WHEN d.status >= 400 THEN d.calls ELSE 0 END)::bigint, d.units \
+               FROM api_call_daily d WHERE d.day >= ($1 AT TIME ZONE 'UTC')::date) x \
+         GROUP BY x.day ORDER BY x.day",
+        simulation_call("l"),
+        simulation_call("d")
     )))
     .bind(since)
     .fetch_all(tx.conn())
@@ -120,18 +129,25 @@ pub async fn daily(tx: &mut TenantTx, since: DateTime<Utc>) -> Result<Vec<DailyC
         .collect()
 }
 
-/// Calls per key since `since`, most calls first.
+/// Calls per key since `since`, most calls first (call log plus daily aggregates).
 ///
 /// # Errors
 /// When PostgreSQL fails.
 pub async fn per_key(tx: &mut TenantTx, since: DateTime<Utc>) -> Result<Vec<KeyCalls>, AppError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT l.api_key_id, k.prefix, sum(l.calls)::bigint AS calls, \
-                COALESCE(sum(l.calls) FILTER (WHERE {}), 0)::bigint AS sims, \
-                COALESCE(sum(l.units), 0)::bigint AS units, max(l.created_at) AS last \
-         FROM api_call_logs l LEFT JOIN api_keys k ON k.id = l.api_key_id \
-         WHERE l.created_at >= $1 GROUP BY l.api_key_id, k.prefix ORDER BY calls DESC, last DESC",
-        simulation_call("l")
+        "SELECT x.api_key_id, k.prefix, sum(x.calls)::bigint AS calls, sum(x.sims)::bigint AS sims, \
+                COALESCE(sum(x.units), 0)::bigint AS units, max(x.last) AS last \
+         FROM (SELECT l.api_key_id, l.calls::bigint AS calls, \
+                      (CASE WHEN {} THEN l.calls ELSE 0 END)::bigint AS sims, l.units, l.created_at AS last \
+               FROM api_call_logs l WHERE l.created_at >= $1 \
+               UNION ALL \
+               SELECT d.api_key_id, d.calls, (CASE WHEN {} THEN d.calls ELSE 0 END)::bigint, d.units, \
+                      d.last_call_at \
+               FROM api_call_daily d WHERE d.day >= ($1 AT TIME ZONE 'UTC')::date) x \
+         LEFT JOIN api_keys k ON k.id = x.api_key_id \
+         GROUP BY x.api_key_id, k.prefix ORDER BY calls DESC, last DESC",
+        simulation_call("l"),
+        simulation_call("d")
     )))
     .bind(since)
     .fetch_all(tx.conn())
@@ -150,4 +166,52 @@ pub async fn per_key(tx: &mut TenantTx, since: DateTime<Utc>) -> Result<Vec<KeyC
             })
         })
         .collect()
+}
+
+/// Retention: moves the call-log rows of `tenant` older than `cutoff` into the daily aggregates
+/// (`api_call_daily`, one row per UTC day and call group, added to an existing row) and deletes
+/// them, in one statement (a writable CTE: a row is aggregated exactly when it is deleted).
+/// Returns the aggregate rows written or updated.
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn roll_up_before(
+    db: &Db,
+    tenant: &Tenant,
+    cutoff: DateTime<Utc>,
+) -> Result<u64, AppError> {
+    let mut tx = begin_for(db, tenant).await?;
+    let done = sqlx::query(
+        "WITH moved AS (DELETE FROM api_call_logs WHERE created_at < $1 RETURNING *) \
+         INSERT INTO api_call_daily AS d (day, api_key_id, user_id, method, endpoint, status, calls, \
+                                          units, duration_ms_sum, last_call_at) \
+         SELECT (created_at AT TIME ZONE 'UTC')::date, api_key_id, user_id, method, endpoint, status, \
+                sum(calls), sum(units), sum(duration_ms * calls), max(created_at) \
+         FROM moved GROUP BY 1, 2, 3, 4, 5, 6 \
+         ON CONFLICT (day, api_key_id, user_id, method, endpoint, status) DO UPDATE SET \
+           calls = d.calls + EXCLUDED.calls, units = d.units + EXCLUDED.units, \
+           duration_ms_sum = d.duration_ms_sum + EXCLUDED.duration_ms_sum, \
+           last_call_at = GREATEST(d.last_call_at, EXCLUDED.last_call_at)",
+    )
+    .bind(cutoff)
+    .execute(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected())
+}
+
+/// [`daily`] and [`per_key`] of `tenant` since `since`, for a platform report (no caller).
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn report_for(
+    db: &Db,
+    tenant: &Tenant,
+    since: DateTime<Utc>,
+) -> Result<(Vec<DailyCalls>, Vec<KeyCalls>), AppError> {
+    let mut tx = begin_for(db, tenant).await?;
+    let d = daily(&mut tx, since).await?;
+    let k = per_key(&mut tx, since).await?;
+    tx.commit().await?;
+    Ok((d, k))
 }

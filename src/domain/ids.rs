@@ -74,6 +74,11 @@ typed_id!(
     "ten"
 );
 typed_id!(
+    /// A named platform administrator (`platform.admins`).
+    AdminId,
+    "adm"
+);
+typed_id!(
     /// A user inside a tenant.
     UserId,
     "usr"

@@ -16,7 +16,9 @@ pub mod user;
 
 pub use api_key::{ApiKeySecret, GeneratedKey};
 pub use client::Client;
-pub use ids::{ApiKeyId, BatchId, InvitationId, JobId, SessionId, SimulationId, TenantId, UserId};
+pub use ids::{
+    AdminId, ApiKeyId, BatchId, InvitationId, JobId, SessionId, SimulationId, TenantId, UserId,
+};
 pub use one_time_token::OneTimeToken;
 pub use slug::{SchemaName, TenantSlug};
 pub use tenant::{Principal, Tenant, TenantStatus};

@@ -65,9 +65,18 @@ pub struct Tenant {
     pub billing_grace_until: Option<DateTime<Utc>>,
     /// Billing: `suspended` (grace over or unpaid): simulations answer 402 naming the portal.
     pub billing_suspended: bool,
+    /// Soft-deleted at (then every credential is refused and the slug stays taken).
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// A deleted tenant's schema is dropped after this instant (restorable until then).
+    pub purge_after: Option<DateTime<Utc>>,
 }
 
 impl Tenant {
+    /// Has the tenant been (soft-)deleted?
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some()
+    }
+
     /// Has the trial ended at `now`?
     pub fn trial_ended(&self, now: DateTime<Utc>) -> bool {
         self.tier.trial_days.is_some() && self.trial_ends_at.is_some_and(|end| end <= now)

@@ -238,6 +238,8 @@ impl Example for AdminTenantView {
             trial_ends_at: Some(at(30, 12)),
             overage_enabled: true,
             created_at: at(1, 12),
+            deleted_at: None,
+            purge_after: None,
         }
     }
 }

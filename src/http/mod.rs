@@ -14,6 +14,7 @@ pub mod health;
 pub mod invitations;
 pub mod jobs;
 pub mod keys;
+pub mod lifecycle;
 pub mod limits;
 pub mod middleware;
 pub mod payload;
@@ -50,6 +51,7 @@ pub type Apis = (
     simulations::SimulationsApi,
     jobs::JobsApi,
     usage::UsageApi,
+    lifecycle::LifecycleApi,
     admin::AdminApi,
     billing::BillingApi,
     billing::BillingSummaryApi,
@@ -69,6 +71,7 @@ pub fn service(app: Arc<App>) -> OpenApiService<Contract<Apis>, ()> {
             simulations::SimulationsApi { app: app.clone() },
             jobs::JobsApi { app: app.clone() },
             usage::UsageApi { app: app.clone() },
+            lifecycle::LifecycleApi { app: app.clone() },
             admin::AdminApi { app: app.clone() },
             billing::BillingApi { app: app.clone() },
             billing::BillingSummaryApi { app: app.clone() },
@@ -137,17 +140,11 @@ fn docs_page(api: &OpenApiService<Contract<Apis>, ()>, spec: &str) -> (String, S
     (html, csp)
 }
 
-/// `GET /metrics`: the Prometheus text format, for a bearer of `METRICS_TOKEN` or of the
-/// platform's `ADMIN_TOKEN` (each compared in constant time); 404 when neither is configured,
-/// 401 without one of them.
+/// `GET /metrics`: the Prometheus text format, for a bearer of `METRICS_TOKEN` (compared in
+/// constant time) or a signed-in platform admin's token; 401 otherwise.
 #[poem::handler]
 async fn metrics(req: &poem::Request, app: poem::web::Data<&Arc<App>>) -> Response {
     use poem::http::StatusCode;
-    if app.metrics_tokens.is_empty() {
-        return problem::response_of(&crate::error::AppError::not_found(
-            "no route /metrics on this instance (neither METRICS_TOKEN nor ADMIN_TOKEN is set)",
-        ));
-    }
     let given = req
         .headers()
         .get(poem::http::header::AUTHORIZATION)
@@ -170,9 +167,9 @@ async fn metrics(req: &poem::Request, app: poem::web::Data<&Arc<App>>) -> Respon
         .metrics_tokens
         .iter()
         .fold(false, |ok, token| same(token) | ok);
-    if !matched {
+    if !matched && security::admin_context(req).await.is_err() {
         let mut resp = problem::response_of(&crate::error::AppError::unauthorized(
-            "GET /metrics needs Authorization: Bearer <METRICS_TOKEN> (or the ADMIN_TOKEN)",
+            "GET /metrics needs Authorization: Bearer <METRICS_TOKEN> (or a platform admin's token)",
         ));
         resp.headers_mut().insert(
             poem::http::header::WWW_AUTHENTICATE,
@@ -254,11 +251,12 @@ mod tests {
             }
         }
         assert_eq!(
-            bodies, 20,
+            bodies, 23,
             "signup, login, createUser, createKey, createSimulation, createBatch, adminUpdateTenant, \
              createCheckoutSession, changeSubscription, refresh, enableTwoFactor, disableTwoFactor, \
              setTeamSecurity, updateUser, changePassword, requestPasswordReset, \
-             confirmPasswordReset, verifyEmail, createInvitation, acceptInvitation"
+             confirmPasswordReset, verifyEmail, createInvitation, acceptInvitation, adminBootstrap, \
+             adminLogin, deleteOrganisation"
         );
     }
 }

@@ -5,6 +5,7 @@
 use super::edge::Edge;
 use super::scope;
 use crate::app::App;
+use crate::app::admins::AdminContext;
 use crate::app::directory::{NamedTenant, TenantSource};
 use crate::db::TenantContext;
 use crate::domain::{Client, TenantSlug};
@@ -32,10 +33,18 @@ struct ApiKeyScheme(poem_openapi::auth::ApiKey);
 struct BearerScheme(poem_openapi::auth::Bearer);
 
 #[derive(SecurityScheme)]
-#[oai(rename = "AdminToken", ty = "bearer")]
+#[oai(rename = "AdminJwt", ty = "bearer", bearer_format = "JWT")]
 #[allow(dead_code)]
-/// Platform admin token (`ADMIN_TOKEN`).
+/// A named platform admin's token from `POST /api/v1/admin/auth/login` (password + TOTP;
+/// 15 minutes; ends at logout).
 struct AdminScheme(poem_openapi::auth::Bearer);
+
+#[derive(SecurityScheme)]
+#[oai(rename = "AdminBootstrapToken", ty = "bearer")]
+#[allow(dead_code)]
+/// The `ADMIN_TOKEN` bootstrap secret: accepted only by `POST /api/v1/admin/bootstrap`, which
+/// creates the first platform admin.
+struct BootstrapScheme(poem_openapi::auth::Bearer);
 
 /// The application, attached to every request.
 pub fn app(req: &Request) -> Result<&Arc<App>, AppError> {
@@ -233,9 +242,40 @@ pub struct UserAuth(pub TenantContext);
 #[derive(Debug, Clone)]
 pub struct EnrollingUser(pub TenantContext);
 
-/// The platform administrator (`Authorization: Bearer <ADMIN_TOKEN>`).
-#[derive(Debug, Clone, Copy)]
-pub struct AdminAuth;
+/// A signed-in platform administrator (`Authorization: Bearer <admin token>`, its session
+/// live), with the address and user agent every audit row of the request records.
+#[derive(Debug, Clone)]
+pub struct AdminAuth(pub AdminContext);
+
+/// The bootstrap secret as sent (`Authorization: Bearer <ADMIN_TOKEN>`); checked by
+/// `AdminService::bootstrap`.
+#[derive(Debug, Clone)]
+pub struct BootstrapAuth(pub Option<String>);
+
+/// The client's address: the peer, or the forwarded client behind a trusted proxy.
+pub fn client_addr(req: &Request) -> String {
+    req.data::<Arc<super::edge::Edge>>()
+        .map_or_else(|| "unknown".into(), |edge| edge.client_addr(req))
+}
+
+/// The request's `User-Agent` (at most 256 characters; `unknown` when absent).
+pub fn user_agent(req: &Request) -> String {
+    req.headers()
+        .get(poem::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| "unknown".into(), |ua| ua.chars().take(256).collect())
+}
+
+/// The admin behind a request's bearer token, if its session is live (also `/metrics`).
+///
+/// # Errors
+/// 401 for a missing, invalid, expired or revoked admin token.
+pub async fn admin_context(req: &Request) -> Result<AdminContext, AppError> {
+    let app = app(req)?;
+    app.admins
+        .authenticate(bearer_token(req), &client_addr(req), &user_agent(req))
+        .await
+}
 
 /// Implements poem-openapi's security extractor for `$ty`, documenting `$schemes` (their
 /// names listed in `$names`) and extracting with `$extract`.
@@ -284,10 +324,18 @@ security_extractor!(
             .map(EnrollingUser)
     }
 );
-security_extractor!(AdminAuth, [AdminScheme], ["AdminToken"], |req: &Request| {
-    let outcome = app(req).and_then(|app| app.auth.admin(bearer_token(req)));
-    async move { outcome.map(|()| AdminAuth) }
+security_extractor!(AdminAuth, [AdminScheme], ["AdminJwt"], |req| async move {
+    admin_context(req).await.map(AdminAuth)
 });
+security_extractor!(
+    BootstrapAuth,
+    [BootstrapScheme],
+    ["AdminBootstrapToken"],
+    |req: &Request| {
+        let token = bearer_token(req).map(str::to_string);
+        async move { Ok::<_, AppError>(BootstrapAuth(token)) }
+    }
+);
 
 #[cfg(test)]
 mod tests {

@@ -5,8 +5,8 @@
 //! ([`check_format`]).
 
 use crate::domain::{
-    ApiKeyId, BatchId, DisplayName, Email, InvitationId, JobId, KeyName, Password, Role, SessionId,
-    SimulationId, TenantId, TenantSlug, TenantStatus, UserId,
+    AdminId, ApiKeyId, BatchId, DisplayName, Email, InvitationId, JobId, KeyName, Password, Role,
+    SessionId, SimulationId, TenantId, TenantSlug, TenantStatus, UserId,
 };
 use poem::http::HeaderValue;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
@@ -152,6 +152,7 @@ api_id!(JobId, "JobId", "job");
 api_id!(BatchId, "BatchId", "bat");
 api_id!(SessionId, "SessionId", "ses");
 api_id!(InvitationId, "InvitationId", "inv");
+api_id!(AdminId, "AdminId", "adm");
 
 api_string!(
     TenantSlug,

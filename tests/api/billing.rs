@@ -4,9 +4,7 @@
 //! small capture server that records and answers those two endpoints and forwards everything
 //! else to localstripe. localstripe is shared by every test, so every id is unique per test.
 
-use crate::helpers::{
-    ADMIN_TOKEN, Options, Resp, TestApp, bearer, simulation_body, spawn_app, spawn_with,
-};
+use crate::helpers::{Options, Resp, TestApp, bearer, simulation_body, spawn_app, spawn_with};
 use chrono::{Duration, TimeZone, Utc};
 use montecarlo_platform::config::Settings;
 use poem::listener::{Acceptor, Listener};
@@ -880,7 +878,7 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
         .app
         .get(
             "/api/v1/admin/billing/summary",
-            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+            &[("authorization", &b.app.admin_auth().await)],
         )
         .await;
     let rev = rev.ok(200);
@@ -904,7 +902,7 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
     assert!(mine["current_period_end"].is_string(), "{rev}");
     assert_eq!(mine["overage_simulations"], 0, "{rev}");
     assert_eq!(mine["overage_amount_cents"], 0, "{rev}");
-    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let admin = b.app.admin_auth().await;
     let page = b
         .app
         .get(
@@ -941,7 +939,7 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
         .app
         .get(
             "/api/v1/admin/billing/summary",
-            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+            &[("authorization", &b.app.admin_auth().await)],
         )
         .await;
     let rev = rev.ok(200);

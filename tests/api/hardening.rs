@@ -171,7 +171,7 @@ async fn hostile_bodies_are_refused_quickly_without_memory_growth() {
     let bearer = format!("Bearer {token}");
     let upgraded = client
         .patch(format!("{}/api/v1/admin/tenants/acme", svc.base))
-        .bearer_auth(ADMIN_TOKEN)
+        .bearer_auth(crate::helpers::bootstrap_admin_http(&client, &svc.base).await)
         .json(&json!({"tier": "enterprise"}))
         .send()
         .await
@@ -810,7 +810,7 @@ async fn a_clean_shutdown_loses_no_usage_or_quota_count() {
     // Professional: 4 simulations at once, burst 40 then 20 a second per key.
     let patched = client
         .patch(format!("{base}/api/v1/admin/tenants/shutdown"))
-        .bearer_auth(ADMIN_TOKEN)
+        .bearer_auth(crate::helpers::bootstrap_admin_http(&client, &base).await)
         .json(&json!({"tier": "professional"}))
         .send()
         .await

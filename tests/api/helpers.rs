@@ -1,14 +1,51 @@
 //! `spawn_app()`: the real application on port 0 against a fresh database.
 
 use chrono::{Duration, TimeZone, Utc};
-use montecarlo_platform::clock::ManualClock;
+use montecarlo_platform::clock::{Clock, ManualClock};
 use montecarlo_platform::config::{FailPoints, Settings};
 use montecarlo_platform::startup::Application;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+/// The bootstrap secret: it only creates the first platform admin.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdefghij";
+pub const ADMIN_EMAIL: &str = "ops@platform.test";
+pub const ADMIN_PASSWORD: &str = "platform admin passphrase";
+
+/// The first admin of a test database, shared by every instance on it: its TOTP secret and
+/// the latest token (a TOTP code is accepted once, so instances reuse the token).
+#[derive(Clone, Default)]
+struct AdminState {
+    secret: Vec<u8>,
+    token: Option<(String, chrono::DateTime<Utc>)>,
+}
+
+static ADMINS: std::sync::LazyLock<
+    tokio::sync::Mutex<std::collections::HashMap<String, AdminState>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// The current 6-digit TOTP code of `secret` at `at`.
+pub fn totp_code(secret: &[u8], at: chrono::DateTime<Utc>) -> String {
+    totp_rs::Builder::new()
+        .with_secret(secret.to_vec())
+        .build()
+        .expect("totp")
+        .generate(at.timestamp() as u64)
+        .to_string()
+}
+
+/// The raw secret of an `otpauth://` URI or a base32 secret.
+pub fn totp_secret_of(text: &str) -> Vec<u8> {
+    let b32 = match text.split_once("secret=") {
+        Some((_, rest)) => rest.split('&').next().unwrap(),
+        None => text,
+    };
+    totp_rs::Secret::try_from_base32(b32)
+        .expect("base32 secret")
+        .as_ref()
+        .to_vec()
+}
 pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdefghijklmnop";
 
 #[allow(dead_code)]
@@ -284,8 +321,76 @@ impl TestApp {
         t
     }
 
+    /// A signed-in platform admin's token: the first admin is bootstrapped with `ADMIN_TOKEN`
+    /// (or created through the service when the test runs without one), then signs in with
+    /// password and TOTP; the token is reused until the test clock passes its expiry.
+    pub async fn admin_token(&self) -> String {
+        let mut admins = ADMINS.lock().await;
+        let now = self.clock.now();
+        if let Some(state) = admins.get(&self.database_url)
+            && let Some((token, exp)) = &state.token
+            && *exp > now + Duration::seconds(30)
+        {
+            return token.clone();
+        }
+        if !admins.contains_key(&self.database_url) {
+            let body = json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD});
+            let r = self
+                .post(
+                    "/api/v1/admin/bootstrap",
+                    &[("authorization", &bearer(ADMIN_TOKEN))],
+                    body,
+                )
+                .await;
+            let secret = if r.status == 201 {
+                totp_secret_of(r.body["totp_secret"].as_str().unwrap())
+            } else {
+                let ctx = montecarlo_platform::app::admins::AdminContext::cli();
+                let created = self
+                    .app_state
+                    .admins
+                    .create(
+                        &ctx,
+                        &montecarlo_platform::domain::Email::parse(ADMIN_EMAIL).unwrap(),
+                        montecarlo_platform::domain::Password::parse(ADMIN_PASSWORD).unwrap(),
+                    )
+                    .await
+                    .expect("admin created");
+                totp_secret_of(&created.totp_secret)
+            };
+            admins.insert(
+                self.database_url.clone(),
+                AdminState {
+                    secret,
+                    token: None,
+                },
+            );
+        }
+        let state = admins.get_mut(&self.database_url).unwrap();
+        let r = self
+            .post(
+                "/api/v1/admin/auth/login",
+                &[],
+                json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD,
+                       "totp_code": totp_code(&state.secret, now)}),
+            )
+            .await;
+        let body = r.ok(200);
+        let token = body["access_token"].as_str().unwrap().to_string();
+        let exp = chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&Utc);
+        state.token = Some((token.clone(), exp));
+        token
+    }
+
+    /// `Authorization: Bearer <admin token>`.
+    pub async fn admin_auth(&self) -> String {
+        bearer(&self.admin_token().await)
+    }
+
     pub async fn admin_patch(&self, slug: &str, patch: Value) -> Resp {
-        let auth = format!("Bearer {ADMIN_TOKEN}");
+        let auth = self.admin_auth().await;
         self.request(
             Method::PATCH,
             &format!("/api/v1/admin/tenants/{slug}"),
@@ -672,4 +777,34 @@ impl Drop for MailSink {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// For a service running as its own process (system clock): bootstraps the first admin with
+/// `ADMIN_TOKEN` and signs in; returns the admin token.
+pub async fn bootstrap_admin_http(client: &reqwest::Client, base: &str) -> String {
+    let created: Value = client
+        .post(format!("{base}/api/v1/admin/bootstrap"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = totp_secret_of(created["totp_secret"].as_str().expect("bootstrapped"));
+    let login: Value = client
+        .post(format!("{base}/api/v1/admin/auth/login"))
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD,
+                      "totp_code": totp_code(&secret, Utc::now())}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["access_token"]
+        .as_str()
+        .expect("signed in")
+        .to_string()
 }

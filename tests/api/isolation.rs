@@ -329,23 +329,43 @@ async fn suspended_tenant_gets_403_and_reactivation_restores_access() {
 }
 
 #[tokio::test]
-async fn admin_api_needs_the_admin_token() {
+async fn admin_api_needs_a_named_admins_token() {
     let app = spawn_app().await;
     let a = app.signup("alpha").await;
     app.get("/api/v1/admin/tenants", &[]).await.problem(401);
+    // A tenant owner's token has another audience.
+    let d = app
+        .get(
+            "/api/v1/admin/tenants",
+            &[("authorization", &bearer(&a.token))],
+        )
+        .await
+        .problem(401);
+    assert!(d.contains("not a platform-admin token"), "{d}");
+    // The bootstrap secret is not an admin credential.
     app.get(
         "/api/v1/admin/tenants",
-        &[("authorization", &bearer(&a.token))],
+        &[("authorization", &bearer(ADMIN_TOKEN))],
     )
     .await
     .problem(401);
     let list = app
         .get(
             "/api/v1/admin/tenants",
-            &[("authorization", &bearer(ADMIN_TOKEN))],
+            &[("authorization", &app.admin_auth().await)],
         )
         .await;
     assert_eq!(list.ok(200)[0]["slug"], "alpha");
+    // And an admin's token is refused by the tenant API.
+    app.get(
+        "/api/v1/auth/me",
+        &[
+            ("authorization", &app.admin_auth().await),
+            ("x-tenant-id", "alpha"),
+        ],
+    )
+    .await
+    .problem(401);
 }
 
 #[tokio::test]

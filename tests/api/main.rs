@@ -7,11 +7,13 @@ mod idempotency;
 
 mod accounts;
 mod billing;
+mod cli;
 mod hardening;
 mod invitations;
 mod isolation;
 mod jobs;
 mod keys;
+mod lifecycle;
 mod mail;
 mod metrics;
 mod openapi;

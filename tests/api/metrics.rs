@@ -44,20 +44,25 @@ fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f
 
 #[tokio::test]
 async fn metrics_are_hidden_without_a_token_and_refused_without_the_right_one() {
-    // Neither METRICS_TOKEN nor ADMIN_TOKEN: no route.
+    // No METRICS_TOKEN: only a signed-in platform admin; the bootstrap secret is not one.
     let app = spawn_with(Options {
         no_admin_token: true,
         ..Options::default()
     })
     .await;
-    app.get("/metrics", &[]).await.problem(404);
+    app.get("/metrics", &[]).await.problem(401);
     app.get("/metrics", &[("authorization", &format!("Bearer {TOKEN}"))])
         .await
-        .problem(404);
-    // ADMIN_TOKEN alone: served to the admin.
+        .problem(401);
     let app = spawn_app().await;
     app.get("/metrics", &[]).await.problem(401);
-    let admin = format!("Bearer {ADMIN_TOKEN}");
+    app.get(
+        "/metrics",
+        &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+    )
+    .await
+    .problem(401);
+    let admin = app.admin_auth().await;
     let r = app.get("/metrics", &[("authorization", &admin)]).await;
     assert_eq!(r.status, 200);
     // Both: either bearer is accepted.
@@ -72,6 +77,7 @@ async fn metrics_are_hidden_without_a_token_and_refused_without_the_right_one() 
     app.get("/metrics", &[("authorization", "Bearer wrong-token")])
         .await
         .problem(401);
+    let admin = app.admin_auth().await;
     let r = app.get("/metrics", &[("authorization", &admin)]).await;
     assert_eq!(r.status, 200);
     scrape(&app).await;

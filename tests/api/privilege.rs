@@ -231,6 +231,12 @@ async fn the_request_role_holds_exactly_the_documented_grants() {
         "platform.mail_outbox:INSERT",
         "t_acme.audit_log:SELECT",
         "t_acme.audit_log:INSERT",
+        // Platform admins (platform V6): sign-in reads the account and its sessions; the
+        // admin audit is append-only.
+        "platform.admins:SELECT",
+        "platform.admin_sessions:SELECT",
+        "platform.admin_sessions:INSERT",
+        "platform.admin_audit:INSERT",
     ]);
     for table in [
         "users",
@@ -244,6 +250,7 @@ async fn the_request_role_holds_exactly_the_documented_grants() {
         "team_settings",
         "account_tokens",
         "invitations",
+        "api_call_daily",
     ] {
         for privilege in ["SELECT", "INSERT", "UPDATE", "DELETE"] {
             expected.insert(format!("t_acme.{table}:{privilege}"));
@@ -285,6 +292,10 @@ async fn the_request_role_holds_exactly_the_documented_grants() {
             "tenants.trial_ends_at",
             "tenants.overage_enabled",
             "tenants.updated_at",
+            "tenants.deleted_at",
+            "tenants.purge_after",
+            "admins.totp_last_step",
+            "admin_sessions.revoked_at",
             "quota_counters.used",
             "quota_counters.overage",
             "jobs.status",

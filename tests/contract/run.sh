@@ -50,6 +50,19 @@ SERVICE_PID=$!
 for _ in $(seq 1 100); do curl -fsS -o /dev/null "$MC_BASE_URL/health" 2>/dev/null && break; sleep 0.2; done
 curl -fsS -o /dev/null "$MC_BASE_URL/health" || { cat "$WORK/service.log"; exit 1; }
 
+step "bootstrap the run's platform admin (ADMIN_TOKEN creates the first one only)"
+export MC_ADMIN_EMAIL="ops@contract-run.example"
+export MC_ADMIN_PASSWORD="contract admin password $$"
+admin=$(curl -fsS -X POST "$MC_BASE_URL/api/v1/admin/bootstrap" -H 'content-type: application/json' \
+  -H "Authorization: Bearer $MC_ADMIN_TOKEN" \
+  -d "{\"email\":\"$MC_ADMIN_EMAIL\",\"password\":\"$MC_ADMIN_PASSWORD\"}")
+export MC_ADMIN_TOTP_SECRET=$(printf '%s' "$admin" | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["totp_secret"])')
+# A second admin, made with the CLI, whose session the fuzzed adminLogout ends.
+export MC_ADMIN2_EMAIL="ops2@contract-run.example"
+MC_ADMIN2_TOTP_SECRET=$(DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" "$BIN" admin create \
+  --email "$MC_ADMIN2_EMAIL" --password "$MC_ADMIN_PASSWORD" | sed -n 's/^TOTP secret (shown once): //p')
+export MC_ADMIN2_TOTP_SECRET
+
 step "the served document is the committed one"
 curl -fsS "$MC_BASE_URL/openapi.json" | cmp -s - "$SPEC" || {
   echo "GET /openapi.json differs from openapi/openapi.json"; exit 1; }
