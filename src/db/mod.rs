@@ -18,6 +18,7 @@ mod pool;
 pub mod provisioning;
 pub mod quota_counters;
 pub mod simulations;
+mod statements;
 pub mod tenants;
 pub mod tiers;
 pub mod usage;
@@ -29,3 +30,4 @@ pub use migrate::{
     platform_is_current,
 };
 pub use pool::{Db, DbError, ensure_database};
+pub use statements::{Conn, RequestPool, RequestTx, StatementMode};

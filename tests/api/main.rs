@@ -13,6 +13,7 @@ mod jobs;
 mod keys;
 mod metrics;
 mod openapi;
+mod pgbouncer;
 mod planning;
 mod privilege;
 mod problems;
