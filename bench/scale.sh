@@ -34,6 +34,7 @@ if [ -z "${BIN:-}" ]; then
   BIN="${CARGO_TARGET_DIR:-target}/release/montecarlo-platform"
 fi
 WORK="$(mktemp -d)"
+chmod 755 "$WORK" # PgBouncer runs as postgres and reads its config under it
 PIDS=()
 PORTS=()
 cleanup() {
@@ -91,7 +92,7 @@ row() { # row LABEL MODE: wrk on every running instance at once, CONNECTIONS spl
   done
   wait "${wrks[@]}" || true
   for i in "${!PORTS[@]}"; do
-    out=$(grep '^RESULT' "$WORK/wrk.$i")
+    out=$(grep "^RESULT" "$WORK/wrk.$i") || { echo "wrk failed:"; cat "$WORK/wrk.$i"; exit 1; }
     rps=$((rps + $(sed 's/.*rps=\([0-9]*\).*/\1/' <<<"$out")))
     non=$((non + $(sed 's/.*non2xx=\([0-9]*\).*/\1/' <<<"$out")))
     p99=$(python3 -c "print(max($p99, $(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' <<<"$out")))")
