@@ -9,6 +9,9 @@ bash scripts/localstripe.sh
 # aiosmtpd (an SMTP sink) for the mail tests, which start their own sink on a free port;
 # installed into .tools/venv when missing.
 bash scripts/mail-sink.sh
+# PgBouncer for tests/api/pgbouncer.rs (each test starts its own on a free port); apt only when
+# missing. The test says SKIPPED when it cannot be installed.
+bash scripts/pgbouncer.sh install || echo "test: PgBouncer could not be installed; its test will be skipped"
 # Each integration test creates its own database `test_<uuid>`; drop those of earlier runs
 # (left by killed runs), but not those a run going on beside this one is connected to.
 psql -h 127.0.0.1 -U postgres -d postgres -Atc \

@@ -6,6 +6,8 @@
 //! | `DATABASE_APP_URL` | derived (development only) | PostgreSQL as the application role the request path uses; required when `PRODUCTION=true` |
 //! | `DATABASE_APP_ROLE` | `montecarlo_app` | development only: the role `DATABASE_APP_URL` is derived with (`DATABASE_URL` with its user replaced), created at start-up if missing |
 //! | `DATABASE_MAX_CONNECTIONS` | `16` | request pool size |
+//! | `DATABASE_STATEMENTS` | `prepared` | how the request pool sends queries: `prepared` (named server-side statements cached per connection; direct connection or session pooling) or `unnamed` (the unnamed statement, every query inside a transaction; for PgBouncer's transaction pooling, see README, Performance) |
+//! | `DATABASE_LISTEN_URL` | `DATABASE_APP_URL` | the connection each instance `LISTEN`s on for tenant, tier, key and job changes; must reach PostgreSQL directly (or through session pooling) when `DATABASE_APP_URL` goes through a transaction pooler, which does not deliver notifications |
 //! | `BIND_ADDRESS` | `127.0.0.1:8080` | listen address |
 //! | `BASE_DOMAIN` | `localhost` | tenants live at `<slug>.<BASE_DOMAIN>` |
 //! | `JWT_SECRET` | generated (development only) | HS256 secret, at least 32 bytes |
@@ -111,6 +113,10 @@ pub struct Settings {
     pub database_app_role_derived: Option<String>,
     /// Request pool size.
     pub database_max_connections: u32,
+    /// How the request pool sends statements.
+    pub database_statements: crate::db::StatementMode,
+    /// PostgreSQL URL for `LISTEN` (the application role, never through a transaction pooler).
+    pub database_listen_url: Secret<String>,
     /// Listen address; port 0 picks a free port.
     pub bind_address: String,
     /// Base domain for tenant subdomains.
@@ -459,7 +465,20 @@ impl Settings {
             )));
         }
         let mail = mail_settings(&get, &base_domain)?;
+        let database_statements = match get("DATABASE_STATEMENTS").as_deref() {
+            None | Some("") => crate::db::StatementMode::default(),
+            Some(v) => crate::db::StatementMode::parse(v).ok_or_else(|| {
+                ConfigError(format!(
+                    "DATABASE_STATEMENTS must be prepared or unnamed, got {v:?}"
+                ))
+            })?,
+        };
+        let database_listen_url = get("DATABASE_LISTEN_URL")
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| database_app_url.clone());
         Ok(Self {
+            database_statements,
+            database_listen_url: Secret::new(database_listen_url),
             database_url: Secret::new(database_url),
             database_app_url: Secret::new(database_app_url),
             database_app_role_derived,
@@ -738,6 +757,32 @@ mod tests {
         assert!(s.jwt_secret.expose().len() >= 32);
         assert!(s.jwt_secret_generated);
         assert!(!format!("{s:?}").contains(DEFAULT_DATABASE_URL));
+    }
+
+    #[test]
+    fn statement_mode_and_listen_url() {
+        use crate::db::StatementMode;
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.database_statements, StatementMode::Prepared);
+        assert_eq!(
+            s.database_listen_url.expose(),
+            s.database_app_url.expose(),
+            "LISTEN defaults to the request connection"
+        );
+        let s = settings(&[
+            ("DATABASE_STATEMENTS", "unnamed"),
+            ("DATABASE_APP_URL", "postgres://app@127.0.0.1:6432/mc"),
+            ("DATABASE_LISTEN_URL", "postgres://app@127.0.0.1:5432/mc"),
+        ])
+        .unwrap();
+        assert_eq!(s.database_statements, StatementMode::Unnamed);
+        assert_eq!(
+            s.database_listen_url.expose(),
+            "postgres://app@127.0.0.1:5432/mc"
+        );
+        let e = refused(&[("DATABASE_STATEMENTS", "named")]);
+        assert!(e.contains("prepared or unnamed"), "{e}");
+        assert!(!format!("{s:?}").contains("6432"), "URLs are redacted");
     }
 
     #[test]

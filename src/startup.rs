@@ -101,11 +101,13 @@ impl Application {
         let url = settings.database_url.expose().clone();
         let app_url = settings.database_app_url.expose().clone();
         db::ensure_database(&url).await?;
-        let db = Db::connect_lazy_as(
+        let listen_url = settings.database_listen_url.expose().clone();
+        let db = Db::connect_lazy_with(
             &url,
             &app_url,
             settings.database_max_connections,
             settings.tenant_migration_concurrency + 2,
+            settings.database_statements,
         )?;
         if let Some(role) = &settings.database_app_role_derived {
             db.ensure_app_role(role).await?;
@@ -156,7 +158,7 @@ impl Application {
             summary.failed.is_empty(),
         ));
         crate::app::changes::spawn(
-            app_url.clone(),
+            listen_url.clone(),
             Arc::downgrade(&app.directory),
             Arc::downgrade(&app.key_cache),
             Arc::downgrade(&app.session_cache),
@@ -174,7 +176,7 @@ impl Application {
         );
         crate::metrics::handle();
         if settings.jobs.workers > 0 {
-            crate::app::job_worker::spawn(&app, settings.jobs.workers, app_url.clone());
+            crate::app::job_worker::spawn(&app, settings.jobs.workers, listen_url.clone());
             tracing::info!(workers = settings.jobs.workers, "job workers started");
         }
         let addr = settings.bind_address.clone();

@@ -6,7 +6,8 @@
 //! a flood of writes. They are counted in memory per (tenant, caller, method, endpoint, status)
 //! and written as one row per group — its count, summed work units, mean duration, last call —
 //! every [`CALL_FLUSH_INTERVAL`], before every usage report this instance serves, and at a clean
-//! shutdown. A crash loses at most that interval's call counts; the monthly quota and billing
+//! shutdown; counts a write could not store (PostgreSQL down) stay pending for the next flush.
+//! A crash loses at most that interval's call counts; the monthly quota and billing
 //! are counted apart (the quota store), so they lose nothing.
 
 use crate::clock::SharedClock;
@@ -143,10 +144,13 @@ impl UsageService {
     }
 
     /// Writes the calls counted since the last flush: one row per group, one transaction per
-    /// tenant. Returns the rows written.
+    /// tenant. Returns the rows written. The groups of a tenant whose transaction failed (and of
+    /// the tenants after it) are put back and written by the next flush, so an outage of
+    /// PostgreSQL delays call counts instead of losing them; a commit whose answer was lost
+    /// could count its calls twice.
     ///
     /// # Errors
-    /// When PostgreSQL fails (the counts of the tenants not yet written are lost).
+    /// When PostgreSQL fails (the counts not written stay pending).
     pub async fn flush_calls(&self) -> Result<usize, AppError> {
         let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         let mut by_tenant: HashMap<TenantId, Vec<(CallKey, Counted)>> = HashMap::new();
@@ -154,23 +158,62 @@ impl UsageService {
             by_tenant.entry(k.tenant).or_default().push((k, v));
         }
         let mut written = 0;
+        let mut failure = None;
+        let mut unwritten = Vec::new();
         for groups in by_tenant.into_values() {
-            let mut tx = groups[0].1.ctx.begin(&self.db).await?;
-            for (k, v) in &groups {
-                let call = Call {
-                    method: &k.method,
-                    endpoint: &k.endpoint,
-                    status: k.status,
-                    duration_ms: v.duration_ms / f64::from(v.calls.max(1)),
-                    units: v.units,
-                };
-                let row = record(k.principal, v.last_at, &call, v.calls);
-                usage::insert_call(&mut tx, &row).await?;
-                written += 1;
+            if failure.is_some() {
+                unwritten.extend(groups);
+                continue;
             }
-            tx.commit().await?;
+            match self.write_groups(&groups).await {
+                Ok(n) => written += n,
+                Err(err) => {
+                    failure = Some(err);
+                    unwritten.extend(groups);
+                }
+            }
         }
-        Ok(written)
+        if !unwritten.is_empty() {
+            self.put_back(unwritten);
+        }
+        failure.map_or(Ok(written), Err)
+    }
+
+    /// One tenant's groups in one transaction.
+    async fn write_groups(&self, groups: &[(CallKey, Counted)]) -> Result<usize, AppError> {
+        let mut tx = groups[0].1.ctx.begin(&self.db).await?;
+        for (k, v) in groups {
+            let call = Call {
+                method: &k.method,
+                endpoint: &k.endpoint,
+                status: k.status,
+                duration_ms: v.duration_ms / f64::from(v.calls.max(1)),
+                units: v.units,
+            };
+            let row = record(k.principal, v.last_at, &call, v.calls);
+            usage::insert_call(&mut tx, &row).await?;
+        }
+        tx.commit().await?;
+        Ok(groups.len())
+    }
+
+    /// Merges groups that could not be written into the pending counts.
+    fn put_back(&self, groups: Vec<(CallKey, Counted)>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, v) in groups {
+            match pending.entry(k) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    let c = e.get_mut();
+                    c.calls = c.calls.saturating_add(v.calls);
+                    c.duration_ms += v.duration_ms;
+                    c.units = c.units.saturating_add(v.units);
+                    c.last_at = c.last_at.max(v.last_at);
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+            }
+        }
     }
 
     /// Retention: the call-log rows older than `keep` (counted from the start of that UTC day)
@@ -256,5 +299,77 @@ impl UsageService {
             daily,
             per_key,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::domain::{ApiKeyId, Tenant, TenantSlug, TenantStatus, TierCatalog};
+    use crate::quota::QuotaConfig;
+
+    #[tokio::test]
+    async fn counts_a_failed_flush_could_not_write_stay_pending() {
+        // Nothing listens on port 1: every write fails at once.
+        let db = Db::connect_lazy("postgres://postgres@127.0.0.1:1/none", 1, 1).unwrap();
+        let tiers = Arc::new(TierCatalog::default());
+        let clock: SharedClock = Arc::new(SystemClock);
+        let quotas = Quotas::new(
+            QuotaConfig::default(),
+            db.clone(),
+            clock.clone(),
+            tiers.clone(),
+        )
+        .await;
+        let usage = UsageService::new(db, Arc::new(quotas), clock);
+        let slug = TenantSlug::parse("acme").unwrap();
+        let tenant = Tenant {
+            id: TenantId::new(),
+            schema: slug.schema_name(),
+            slug,
+            display_name: "Acme".into(),
+            tier: Arc::new(crate::domain::Tier {
+                name: "trial".into(),
+                display_name: "Trial".into(),
+                price_cents_per_month: 0,
+                monthly_simulations: Some(100),
+                max_paths: 1000,
+                max_work: 1000,
+                burst_per_second: 1,
+                burst_size: 1,
+                max_concurrent_simulations: 1,
+                max_api_keys: None,
+                overage_cents_per_simulation: None,
+                trial_days: None,
+            }),
+            status: TenantStatus::Active,
+            trial_ends_at: None,
+            overage_enabled: false,
+            created_at: Utc::now(),
+            billing_grace_until: None,
+            billing_suspended: false,
+            deleted_at: None,
+            purge_after: None,
+        };
+        let ctx =
+            TenantContext::authenticated(Arc::new(tenant), Principal::ApiKey(ApiKeyId::new()));
+        let call = Call {
+            method: "POST",
+            endpoint: "/api/v1/simulations",
+            status: 201,
+            duration_ms: 2.0,
+            units: 1000,
+        };
+        usage.record_call(&ctx, &call).await.unwrap();
+        usage.record_call(&ctx, &call).await.unwrap();
+        assert!(usage.flush_calls().await.is_err());
+        // One more call while the database is away joins the group put back.
+        usage.record_call(&ctx, &call).await.unwrap();
+        let pending = usage.pending.lock().unwrap();
+        assert_eq!(pending.len(), 1);
+        let counted = pending.values().next().unwrap();
+        assert_eq!((counted.calls, counted.units), (3, 3000));
+        assert!((counted.duration_ms - 6.0).abs() < 1e-9);
     }
 }

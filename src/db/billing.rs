@@ -7,10 +7,10 @@
 use super::pool::Db;
 use crate::domain::TenantId;
 use chrono::{DateTime, Utc};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::Row;
 
 /// A transaction on the platform tables (a webhook's event id and its effect commit together).
-pub type PlatformTx = Transaction<'static, Postgres>;
+pub type PlatformTx = super::RequestTx;
 
 /// A tenant's billing row.
 #[derive(Debug, Clone, Default)]
@@ -128,7 +128,7 @@ pub async fn tenant_of_customer(
         "SELECT tenant_id FROM platform.billing_accounts WHERE stripe_customer_id = $1",
     )
     .bind(customer)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(tx.conn())
     .await?;
     Ok(id.map(TenantId::from_uuid))
 }
@@ -140,7 +140,7 @@ pub async fn tenant_of_customer(
 pub async fn tenant_exists(tx: &mut PlatformTx, id: TenantId) -> Result<bool, sqlx::Error> {
     let n: Option<i32> = sqlx::query_scalar("SELECT 1 FROM platform.tenants WHERE id = $1")
         .bind(id.as_uuid())
-        .fetch_optional(&mut **tx)
+        .fetch_optional(tx.conn())
         .await?;
     Ok(n.is_some())
 }
@@ -173,7 +173,7 @@ pub async fn claim_event(
     .bind(type_)
     .bind(created)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -194,7 +194,7 @@ pub async fn finish_event(
     .bind(id)
     .bind(tenant.map(|t| t.as_uuid()))
     .bind(outcome)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     Ok(())
 }
@@ -225,13 +225,13 @@ pub async fn lock(
     )
     .bind(tenant.as_uuid())
     .bind(now)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM platform.billing_accounts WHERE tenant_id = $1 FOR UPDATE"
     )))
     .bind(tenant.as_uuid())
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await?;
     account(&row)
 }
@@ -268,7 +268,7 @@ pub async fn save(
     .bind(a.state_event_at)
     .bind(event_id)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     Ok(())
 }
@@ -293,7 +293,7 @@ pub async fn set_tenant_tier(
     .bind(tier)
     .bind(trial_ends_at)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     Ok(())
 }
@@ -311,7 +311,7 @@ pub async fn touch_tenant(
     sqlx::query("UPDATE platform.tenants SET updated_at = $2 WHERE id = $1")
         .bind(tenant.as_uuid())
         .bind(now)
-        .execute(&mut **tx)
+        .execute(tx.conn())
         .await?;
     Ok(())
 }
@@ -343,7 +343,7 @@ pub async fn audit(
     .bind(tier)
     .bind(from_tier)
     .bind(event_id)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     Ok(())
 }
@@ -362,7 +362,7 @@ pub async fn overage_billed(
     )
     .bind(tenant.as_uuid())
     .bind(period)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(tx.conn())
     .await?;
     Ok(n.is_some())
 }
@@ -394,7 +394,7 @@ pub async fn insert_overage(
     .bind(invoice)
     .bind(item)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     Ok(())
 }

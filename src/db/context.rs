@@ -5,9 +5,9 @@
 //! pooled connection could carry into another tenant's request.
 
 use super::pool::Db;
+use super::statements::{Conn, RequestTx};
 use crate::domain::{ApiKeyId, Client, Principal, Role, SchemaName, SessionId, Tenant, UserId};
 use crate::error::AppError;
-use sqlx::{PgConnection, Postgres, Transaction};
 use std::sync::Arc;
 
 /// The tenant and principal of an authenticated request, job or page.
@@ -122,13 +122,13 @@ impl TenantContext {
 /// A transaction whose `search_path` is one tenant's schema only (`platform` tables are always
 /// named schema-qualified). Dropping it without [`TenantTx::commit`] rolls back.
 pub struct TenantTx {
-    tx: Transaction<'static, Postgres>,
+    tx: RequestTx,
 }
 
 impl TenantTx {
     /// The connection, for repository queries.
-    pub(super) fn conn(&mut self) -> &mut PgConnection {
-        &mut self.tx
+    pub(super) fn conn(&mut self) -> Conn<'_> {
+        self.tx.conn()
     }
 
     /// Commits.
@@ -161,7 +161,7 @@ async fn begin_in(db: &Db, schema: &SchemaName) -> Result<TenantTx, AppError> {
     let mut tx = db.pool.begin().await?;
     sqlx::query("SELECT set_config('search_path', $1, true)")
         .bind(schema.search_path())
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
     Ok(TenantTx { tx })
 }

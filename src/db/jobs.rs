@@ -146,7 +146,7 @@ pub async fn enqueue(
         .bind(batch.as_uuid())
         .bind(first.tenant.as_uuid())
         .bind(i32::try_from(jobs.len()).unwrap_or(i32::MAX))
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
     }
     let mut out = Vec::with_capacity(jobs.len());
@@ -166,7 +166,7 @@ pub async fn enqueue(
         .bind(&job.request)
         .bind(i64::try_from(job.work).unwrap_or(i64::MAX))
         .bind(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.conn())
         .await?;
         out.push(job_of(&row)?);
     }
@@ -347,12 +347,12 @@ pub async fn claim(
 ) -> Result<Option<ClaimedJob>, AppError> {
     let mut tx = db.pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('platform.jobs.claim'))")
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
     let row = sqlx::query(CLAIM_SQL)
         .bind(worker)
         .bind(i64::try_from(lease_ms).unwrap_or(i64::MAX) as f64)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn())
         .await?;
     tx.commit().await?;
     let Some(row) = row else { return Ok(None) };

@@ -25,6 +25,7 @@ pub mod provisioning;
 pub mod quota_counters;
 pub mod sessions;
 pub mod simulations;
+mod statements;
 pub mod tenants;
 pub mod tiers;
 pub mod usage;
@@ -36,3 +37,4 @@ pub use migrate::{
     migrate_all_tenants_reporting, migrate_platform, platform_is_current,
 };
 pub use pool::{Db, DbError, ensure_database};
+pub use statements::{Conn, RequestPool, RequestTx, StatementMode};

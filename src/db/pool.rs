@@ -9,10 +9,11 @@
 //! [`Db::verify_app_privileges`] refuses to serve when the request role could create or alter
 //! objects.
 
+use super::statements::{RequestPool, StatementMode};
 use crate::domain::slug::quote_ident;
 use refinery::error::Error as RefineryError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool, Row};
+use sqlx::{ConnectOptions, Row};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -45,7 +46,7 @@ pub enum DbError {
 /// Both pools. Cheap to clone (each pool is a handle).
 #[derive(Clone)]
 pub struct Db {
-    pub(super) pool: PgPool,
+    pub(super) pool: RequestPool,
     pub(super) migrations: deadpool_postgres::Pool,
     /// The request pool's role when it is not the owner: the role the grants name.
     pub(super) app_role: Option<String>,
@@ -78,12 +79,35 @@ impl Db {
         max_connections: u32,
         migration_connections: usize,
     ) -> Result<Self, DbError> {
+        Self::connect_lazy_with(
+            owner_url,
+            app_url,
+            max_connections,
+            migration_connections,
+            StatementMode::Prepared,
+        )
+    }
+
+    /// As [`Db::connect_lazy_as`], with the request pool sending statements the `statements`
+    /// way (`DATABASE_STATEMENTS`; see [`StatementMode`]). The migration/provisioning pool
+    /// (tokio-postgres, named statements, session-level transactions of refinery) needs a
+    /// direct connection (or a session-pooling proxy) whatever the mode.
+    ///
+    /// # Errors
+    /// When a URL does not parse.
+    pub fn connect_lazy_with(
+        owner_url: &str,
+        app_url: &str,
+        max_connections: u32,
+        migration_connections: usize,
+        statements: StatementMode,
+    ) -> Result<Self, DbError> {
         let owner = PgConnectOptions::from_str(owner_url)?;
         let app = PgConnectOptions::from_str(app_url)?;
         let app_role =
             (app.get_username() != owner.get_username()).then(|| app.get_username().to_string());
         Ok(Self {
-            pool: request_pool(app, max_connections),
+            pool: request_pool(app, max_connections, statements),
             migrations: migration_pool(owner_url, migration_connections)?,
             app_role,
         })
@@ -96,7 +120,7 @@ impl Db {
         (
             self.pool.size().saturating_sub(idle),
             idle,
-            self.pool.options().get_max_connections(),
+            self.pool.max_connections(),
         )
     }
 
@@ -256,12 +280,20 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
     Ok(())
 }
 
-/// The request pool.
-fn request_pool(opts: PgConnectOptions, max_connections: u32) -> PgPool {
-    PgPoolOptions::new()
+/// The request pool. In [`StatementMode::Unnamed`] sqlx's statement cache is off as well: a
+/// query that slipped past the wrappers would then fail at once through a transaction pooler
+/// instead of after a while.
+fn request_pool(opts: PgConnectOptions, max_connections: u32, mode: StatementMode) -> RequestPool {
+    let opts = opts.application_name("montecarlo-platform");
+    let opts = match mode {
+        StatementMode::Prepared => opts,
+        StatementMode::Unnamed => opts.statement_cache_capacity(0),
+    };
+    let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with(opts.application_name("montecarlo-platform"))
+        .connect_lazy_with(opts);
+    RequestPool::new(pool, mode)
 }
 
 pub(super) fn pg_code(err: &tokio_postgres::Error) -> Option<&str> {

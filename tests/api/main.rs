@@ -18,6 +18,7 @@ mod mail;
 mod metrics;
 mod openapi;
 mod passwords;
+mod pgbouncer;
 mod planning;
 mod privilege;
 mod problems;
