@@ -10,7 +10,8 @@ use futures_util::{Stream, StreamExt};
 
 /// A column whose name contains one of these is a secret and is left out of every exported row
 /// (password, key and token hashes, TOTP secrets, recovery codes).
-pub const SECRET_COLUMN_MARKERS: [&str; 5] = ["hash", "secret", "password", "token", "totp"];
+pub const SECRET_COLUMN_MARKERS: [&str; 5] =
+    ["hash", "secret", "password", "token", "totp_pending"];
 
 /// Tables never exported: the migration history (its version is in the manifest).
 const SKIPPED_TABLES: [&str; 1] = ["refinery_schema_history"];

@@ -146,7 +146,7 @@ pub async fn mark_verified(
 /// When PostgreSQL fails.
 pub async fn owner_verified(tx: &mut TenantTx) -> Result<bool, AppError> {
     Ok(sqlx::query_scalar(
-        "SELECT COALESCE(bool_and(email_verified_at IS NOT NULL), false) FROM users WHERE role = 'owner'",
+        "SELECT COALESCE(bool_and(email_verified_at IS NOT NULL), false) FROM users WHERE role = 'owner' AND status = 'active'",
     )
     .fetch_one(tx.conn())
     .await?)
@@ -255,7 +255,7 @@ fn state_of(row: &sqlx::postgres::PgRow) -> Result<UserState, AppError> {
 /// When PostgreSQL fails.
 pub async fn list_with_state(tx: &mut TenantTx) -> Result<Vec<(UserRecord, UserState)>, AppError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT u.id, u.email, u.full_name, u.created_at, {STATE_COLUMNS} \
+        "SELECT u.id, u.email, u.full_name, u.created_at, u.email_verified_at, {STATE_COLUMNS} \
          FROM users u CROSS JOIN team_settings t WHERE u.status <> 'removed' \
          ORDER BY u.created_at, u.id"
     )))
@@ -275,7 +275,7 @@ pub async fn get_for_update(
     id: UserId,
 ) -> Result<Option<(UserRecord, UserState)>, AppError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT u.id, u.email, u.full_name, u.created_at, {STATE_COLUMNS} \
+        "SELECT u.id, u.email, u.full_name, u.created_at, u.email_verified_at, {STATE_COLUMNS} \
          FROM users u CROSS JOIN team_settings t WHERE u.id = $1 AND u.status <> 'removed' \
          FOR UPDATE OF u"
     )))
@@ -386,7 +386,7 @@ pub struct SignInRow {
 /// When PostgreSQL fails.
 pub async fn for_sign_in(tx: &mut TenantTx, email: &Email) -> Result<Option<SignInRow>, AppError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT u.id, u.email, u.full_name, u.created_at, u.password_hash, {STATE_COLUMNS} \
+        "SELECT u.id, u.email, u.full_name, u.created_at, u.email_verified_at, u.password_hash, {STATE_COLUMNS} \
          FROM users u CROSS JOIN team_settings t WHERE u.email = $1 AND u.status <> 'removed'"
     )))
     .bind(email.as_str())

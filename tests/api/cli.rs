@@ -173,8 +173,25 @@ async fn the_cli_creates_admins_and_manages_tenants() {
     std::fs::remove_dir_all(&dir).ok();
 
     // erase-user
+    // The last active owner cannot be erased; another user can.
     let owner_id = acme.body["user"]["id"].as_str().unwrap();
-    let erased = ok(cli(&app, &["tenants", "erase-user", "acme", owner_id]));
+    let refused = cli(&app, &["tenants", "erase-user", "acme", owner_id]);
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("last active owner"),
+        "{}",
+        refused.stderr
+    );
+    let member = app
+        .post(
+            "/api/v1/users",
+            &[("authorization", &bearer(&acme.token))],
+            json!({"email": "mia@acme.example", "full_name": "Mia Member",
+                   "password": "team mate password", "role": "member"}),
+        )
+        .await;
+    let member_id = member.ok(201)["id"].as_str().unwrap().to_string();
+    let erased = ok(cli(&app, &["tenants", "erase-user", "acme", &member_id]));
     assert!(erased.contains("erased-"), "{erased}");
 
     // usage report

@@ -511,7 +511,10 @@ async fn the_export_holds_every_table_of_the_tenant_and_nothing_of_another() {
         .iter()
         .find(|t| t["name"] == "users")
         .unwrap();
-    assert_eq!(users_entry["redacted_columns"], json!(["password_hash"]));
+    assert_eq!(
+        users_entry["redacted_columns"],
+        json!(["password_hash", "totp_pending", "totp_secret"])
+    );
     assert!(
         entries
             .iter()
@@ -606,7 +609,8 @@ async fn erasure_pseudonymises_the_user_and_the_audit_rows_naming_them() {
         !text.contains("mia@acme.example") && !text.contains("Mia Member"),
         "{text}"
     );
-    assert!(text.contains(&pseudo));
+    // Erasure removes the user: no longer listed, their row kept under the pseudonym.
+    assert!(!text.contains(&pseudo), "{text}");
     app.post(
         "/api/v1/auth/login",
         &[("x-tenant-id", "acme")],
@@ -629,6 +633,16 @@ async fn erasure_pseudonymises_the_user_and_the_audit_rows_naming_them() {
             .await
             .unwrap();
     assert_eq!(kept, 1, "the events are kept");
+    let (status, live_sessions): (String, i64) = sqlx::query_as(
+        "SELECT u.status, (SELECT count(*) FROM t_acme.sessions s \
+           WHERE s.user_id = u.id AND s.revoked_at IS NULL) \
+         FROM t_acme.users u WHERE u.email = $1",
+    )
+    .bind(&pseudo)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), live_sessions), ("removed", 0));
 }
 
 #[tokio::test]
