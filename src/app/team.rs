@@ -112,7 +112,8 @@ impl TeamService {
     ///
     /// # Errors
     /// 403 for other callers, for an admin touching an owner, or a role above the caller's;
-    /// 404 when no such user; 409 for the last active owner; 422 for an empty change.
+    /// 404 when no such user; 409 for the last active owner or deactivating oneself; 422 for
+    /// an empty change.
     pub async fn update(
         &self,
         ctx: &TenantContext,
@@ -120,6 +121,11 @@ impl TeamService {
         change: UserChange,
     ) -> Result<(UserRecord, UserState), AppError> {
         let (actor, actor_role) = manager(ctx)?;
+        if actor == id && change.active == Some(false) {
+            return Err(AppError::conflict(
+                "you cannot deactivate yourself: another owner or admin can",
+            ));
+        }
         if change.role.is_none() && change.active.is_none() {
             return Err(AppError::validation(
                 "role",
@@ -213,9 +219,14 @@ impl TeamService {
     ///
     /// # Errors
     /// 403 for other callers or an admin removing an owner; 404 when no such user; 409 for
-    /// the last active owner.
+    /// the last active owner or removing oneself.
     pub async fn remove(&self, ctx: &TenantContext, id: UserId) -> Result<(), AppError> {
         let (actor, actor_role) = manager(ctx)?;
+        if actor == id {
+            return Err(AppError::conflict(
+                "you cannot remove yourself: another owner or admin can",
+            ));
+        }
         let now = self.clock.now();
         let mut tx = ctx.begin(&self.db).await?;
         let (owners, _, state) = self.target(&mut tx, actor_role, id).await?;
