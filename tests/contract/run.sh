@@ -20,6 +20,10 @@ DB="contract_$(date +%s)_$$"
 SERVICE_PID=""
 cleanup() {
   [ -n "$SERVICE_PID" ] && kill "$SERVICE_PID" 2>/dev/null && wait "$SERVICE_PID" 2>/dev/null
+  if [ "${CONTRACT_KEEP:-0}" = 1 ]; then
+    echo "contract: kept $WORK (service.log) and database $DB (CONTRACT_KEEP=1)"
+    return
+  fi
   psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
