@@ -217,7 +217,7 @@ impl LifecycleService {
                 "you cannot erase yourself: transfer the ownership first, or delete the organisation",
             ));
         }
-        self.erase(ctx.tenant(), user).await
+        self.erase(ctx.tenant(), user, Some(owner)).await
     }
 
     /// A platform admin (CLI) erases user `user` of tenant `slug`.
@@ -231,7 +231,7 @@ impl LifecycleService {
         user: UserId,
     ) -> Result<(String, String), AppError> {
         let tenant = self.find(slug).await?;
-        let done = self.erase(&tenant, user).await?;
+        let done = self.erase(&tenant, user, None).await?;
         self.admins
             .audit(
                 ctx,
@@ -243,9 +243,14 @@ impl LifecycleService {
         Ok(done)
     }
 
-    async fn erase(&self, tenant: &Tenant, user: UserId) -> Result<(String, String), AppError> {
+    async fn erase(
+        &self,
+        tenant: &Tenant,
+        user: UserId,
+        actor: Option<UserId>,
+    ) -> Result<(String, String), AppError> {
         let (email, name) = pseudonym(tenant, user);
-        let erased = lifecycle::erase_user(&self.db, tenant, user, &email, &name)
+        let erased = lifecycle::erase_user(&self.db, tenant, user, &email, &name, actor)
             .await?
             .ok_or_else(|| AppError::not_found(format!("no user {user} in this tenant")))?;
         tracing::info!(tenant = %tenant.slug, %user, audit_rows = erased.audit_rows, "user erased");

@@ -151,6 +151,7 @@ pub async fn erase_user(
     id: UserId,
     pseudonym_email: &str,
     pseudonym_name: &str,
+    actor: Option<UserId>,
 ) -> Result<Option<Erased>, AppError> {
     let mut client = db
         .migrations
@@ -239,6 +240,15 @@ pub async fn erase_user(
         )
         .await
         .map_err(AppError::internal)?;
+    // The erasure itself is an event of the tenant's log (its actor: the owner, or none for a
+    // platform admin, whose own log records it).
+    tx.execute(
+        "INSERT INTO audit_log (created_at, actor_user_id, action, target, details) \
+         VALUES (now(), $1, 'user.erased', $2, '{}'::jsonb)",
+        &[&actor.map(|a| a.as_uuid()), &id.to_string()],
+    )
+    .await
+    .map_err(AppError::internal)?;
     tx.commit().await.map_err(AppError::internal)?;
     Ok(Some(Erased { audit_rows }))
 }

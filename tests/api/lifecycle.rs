@@ -643,6 +643,14 @@ async fn erasure_pseudonymises_the_user_and_the_audit_rows_naming_them() {
     .await
     .unwrap();
     assert_eq!((status.as_str(), live_sessions), ("removed", 0));
+    let erasures: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM t_acme.audit_log WHERE action = 'user.erased' \
+         AND actor_user_id IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(erasures, 2, "each erasure is an event of the tenant's log");
 }
 
 #[tokio::test]
