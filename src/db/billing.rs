@@ -345,6 +345,30 @@ pub async fn audit(
     .bind(event_id)
     .execute(tx.conn())
     .await?;
+    // The same transition is an event of the tenant's own audit log (`GET /api/v1/audit`),
+    // written in the same transaction; the schema comes from the validated slug, quoted.
+    let slug: Option<String> =
+        sqlx::query_scalar("SELECT slug FROM platform.tenants WHERE id = $1")
+            .bind(tenant.as_uuid())
+            .fetch_optional(tx.conn())
+            .await?;
+    if let Some(schema) = slug
+        .and_then(|s| crate::domain::TenantSlug::parse(&s).ok())
+        .map(|s| s.schema_name())
+    {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {}.audit_log (created_at, action, target, details) \
+             VALUES ($1, 'billing.state_changed', $2, $3)",
+            schema.quoted()
+        )))
+        .bind(at)
+        .bind(tier)
+        .bind(serde_json::json!({
+            "from": from, "to": to, "tier": tier, "from_tier": from_tier, "event_id": event_id,
+        }))
+        .execute(tx.conn())
+        .await?;
+    }
     Ok(())
 }
 

@@ -948,6 +948,21 @@ async fn subscription_via_localstripe_moves_the_tier_and_payment_failure_follows
     let rev = rev.ok(200);
     assert_eq!(rev["mrr_cents"], 0, "{rev}");
     assert_eq!(rev["churned"], 1, "{rev}");
+    // Every billing transition is also an event of the tenant's own audit log.
+    let audit = b
+        .app
+        .get(
+            "/api/v1/audit?action=billing.state_changed",
+            &[("authorization", &bearer(&t.token))],
+        )
+        .await;
+    let audit = audit.ok(200);
+    let items = audit["items"].as_array().expect("items");
+    assert!(items.len() >= 2, "{audit}");
+    assert!(
+        items.iter().all(|e| e["action"] == "billing.state_changed"),
+        "{audit}"
+    );
 }
 
 fn subscription_event(
