@@ -214,7 +214,11 @@ impl App {
                 key_cache.clone(),
                 clock.clone(),
             ),
-            two_factor: two_factor::TwoFactorService::new(db.clone(), clock.clone()),
+            two_factor: two_factor::TwoFactorService::new(
+                db.clone(),
+                session_cache.clone(),
+                clock.clone(),
+            ),
             audit: audit::AuditService::new(db.clone()),
             sessions,
             session_cache,

@@ -4,6 +4,7 @@
 
 use super::audit::record;
 use super::passwords::verify_password;
+use super::session_cache::SessionCache;
 use crate::clock::SharedClock;
 use crate::db::audit::AuditEvent;
 use crate::db::users;
@@ -12,6 +13,7 @@ use crate::domain::{Role, UserId};
 use crate::error::AppError;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use totp_rs::{Algorithm, Builder, Totp};
 
 /// The issuer shown by authenticator apps.
@@ -138,6 +140,7 @@ pub async fn verify_second_factor(
 /// Two-factor enrolment and the team's rule.
 pub struct TwoFactorService {
     db: Db,
+    cache: Arc<SessionCache>,
     clock: SharedClock,
 }
 
@@ -149,8 +152,10 @@ fn signed_in(ctx: &TenantContext) -> Result<(UserId, Role), AppError> {
 
 impl TwoFactorService {
     /// The service.
-    pub fn new(db: Db, clock: SharedClock) -> Self {
-        Self { db, clock }
+    /// The service; `cache` is told of every change at once (other instances hear the
+    /// `user_changed` notification).
+    pub fn new(db: Db, cache: Arc<SessionCache>, clock: SharedClock) -> Self {
+        Self { db, cache, clock }
     }
 
     /// Starts enrolment: a new secret (replacing an unconfirmed one), to confirm with
@@ -238,6 +243,7 @@ impl TwoFactorService {
         )
         .await?;
         tx.commit().await?;
+        self.cache.forget_user(Some(user.as_uuid()));
         Ok(codes)
     }
 
@@ -298,7 +304,9 @@ impl TwoFactorService {
             },
         )
         .await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.cache.forget_user(Some(user.as_uuid()));
+        Ok(())
     }
 
     /// Whether the team requires two-factor authentication.
@@ -356,6 +364,8 @@ impl TwoFactorService {
         )
         .await?;
         tx.commit().await?;
+        // Every user's "must enrol" state changed: this instance applies it before answering.
+        self.cache.forget_user(None);
         Ok(required)
     }
 }
