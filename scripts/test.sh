@@ -24,3 +24,9 @@ if [ "${SKIP_CONTRACT:-0}" != 1 ]; then
   bash scripts/contract-tools.sh
   bash tests/contract/run.sh
 fi
+# The browser tests: Playwright for Python driving Debian's Chromium against the real service
+# (tests/browser/); chromium and playwright are installed when missing. Skip with SKIP_BROWSER=1.
+if [ "${SKIP_BROWSER:-0}" != 1 ]; then
+  bash scripts/browser-tools.sh
+  bash tests/browser/run.sh
+fi
