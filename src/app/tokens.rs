@@ -37,20 +37,32 @@ pub struct Claims {
     pub jti: String,
 }
 
-/// HS256 signing and verification keys; the algorithm is pinned.
-pub struct JwtKeys {
+/// One HS256 codec for one audience: the algorithm pinned, issuer and audience required,
+/// expiry and the longest lifetime checked against the caller's clock. The user and admin
+/// tokens are two of these over the same secret.
+struct Hs256 {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    ttl: Duration,
+    /// How errors name the token ("bearer token", "admin token").
+    label: &'static str,
+    /// The reason given when a token of another audience is presented.
+    wrong_audience: &'static str,
 }
 
-impl JwtKeys {
-    /// Keys from the configured secret.
-    pub fn new(secret: &[u8]) -> Self {
+impl Hs256 {
+    fn new(
+        secret: &[u8],
+        audience: &str,
+        ttl: Duration,
+        label: &'static str,
+        wrong_audience: &'static str,
+    ) -> Self {
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
         validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
+        validation.set_audience(&[audience]);
         // `exp` is checked against the service clock in `verify`, so tests can move time.
         validation.validate_exp = false;
         validation.leeway = 0;
@@ -58,7 +70,77 @@ impl JwtKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            ttl,
+            label,
+            wrong_audience,
         }
+    }
+
+    fn encode<C: serde::Serialize>(&self, claims: &C) -> Result<String, AppError> {
+        encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            claims,
+            &self.encoding,
+        )
+        .map_err(|e| AppError::internal(format!("jwt encode: {e}")))
+    }
+
+    /// Decodes `token`, then checks `exp > now` and `exp - iat <= ttl` (`times` reads both).
+    fn verify<C: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        times: impl Fn(&C) -> (i64, i64),
+    ) -> Result<C, AppError> {
+        let data = decode::<C>(token, &self.decoding, &self.validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            let why = match e.kind() {
+                ErrorKind::InvalidSignature => "signature does not verify",
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    "only HS256 tokens are accepted"
+                }
+                ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
+                ErrorKind::InvalidIssuer => "it was not issued by this service",
+                ErrorKind::InvalidAudience => self.wrong_audience,
+                ErrorKind::InvalidToken
+                | ErrorKind::Base64(_)
+                | ErrorKind::Json(_)
+                | ErrorKind::Utf8(_) => "malformed token",
+                _ => "token refused",
+            };
+            AppError::unauthorized(format!("invalid {}: {why}", self.label))
+        })?;
+        let (iat, exp) = times(&data.claims);
+        if exp <= now.timestamp() {
+            return Err(AppError::unauthorized(format!(
+                "{} has expired; sign in again",
+                self.label
+            )));
+        }
+        if exp - iat > self.ttl.num_seconds() {
+            return Err(AppError::unauthorized(format!(
+                "{} lifetime exceeds {} minutes",
+                self.label,
+                self.ttl.num_minutes()
+            )));
+        }
+        Ok(data.claims)
+    }
+}
+
+/// HS256 signing and verification of tenant users' access tokens; the algorithm is pinned.
+pub struct JwtKeys(Hs256);
+
+impl JwtKeys {
+    /// Keys from the configured secret.
+    pub fn new(secret: &[u8]) -> Self {
+        Self(Hs256::new(
+            secret,
+            AUDIENCE,
+            ACCESS_TOKEN_TTL,
+            "bearer token",
+            "it is not meant for this API",
+        ))
     }
 
     /// Issues an access token of session `session` valid for [`ACCESS_TOKEN_TTL`] from `now`.
@@ -83,50 +165,16 @@ impl JwtKeys {
             exp: exp.timestamp(),
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        let token = encode(
-            &Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &self.encoding,
-        )
-        .map_err(|e| AppError::internal(format!("jwt encode: {e}")))?;
-        Ok((token, exp))
+        Ok((self.0.encode(&claims)?, exp))
     }
 
-    /// Verifies signature (HS256 only; `alg: none` and every other algorithm are refused) and
-    /// expiry against `now`.
+    /// Verifies signature (HS256 only; `alg: none` and every other algorithm are refused),
+    /// issuer, audience and expiry against `now`.
     ///
     /// # Errors
     /// 401 with the reason.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, AppError> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            let why = match e.kind() {
-                ErrorKind::InvalidSignature => "signature does not verify",
-                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                    "only HS256 tokens are accepted"
-                }
-                ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
-                ErrorKind::InvalidIssuer => "it was not issued by this service",
-                ErrorKind::InvalidAudience => "it is not meant for this API",
-                ErrorKind::InvalidToken
-                | ErrorKind::Base64(_)
-                | ErrorKind::Json(_)
-                | ErrorKind::Utf8(_) => "malformed token",
-                _ => "token refused",
-            };
-            AppError::unauthorized(format!("invalid bearer token: {why}"))
-        })?;
-        if data.claims.exp <= now.timestamp() {
-            return Err(AppError::unauthorized(
-                "bearer token has expired; sign in again",
-            ));
-        }
-        if data.claims.exp - data.claims.iat > ACCESS_TOKEN_TTL.num_seconds() {
-            return Err(AppError::unauthorized(
-                "bearer token lifetime exceeds 15 minutes",
-            ));
-        }
-        Ok(data.claims)
+        self.0.verify(token, now, |c: &Claims| (c.iat, c.exp))
     }
 }
 
@@ -157,26 +205,18 @@ pub struct AdminClaims {
 }
 
 /// HS256 keys for platform-admin tokens (same secret as access tokens, own audience).
-pub struct AdminJwt {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
-}
+pub struct AdminJwt(Hs256);
 
 impl AdminJwt {
     /// Keys from the configured secret.
     pub fn new(secret: &[u8]) -> Self {
-        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
-        validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[ADMIN_AUDIENCE]);
-        validation.validate_exp = false;
-        validation.leeway = 0;
-        Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
-        }
+        Self(Hs256::new(
+            secret,
+            ADMIN_AUDIENCE,
+            ADMIN_TOKEN_TTL,
+            "admin token",
+            "it is not a platform-admin token (sign in with POST /api/v1/admin/auth/login)",
+        ))
     }
 
     /// Issues a token for `admin`'s session `sid`, valid for [`ADMIN_TOKEN_TTL`] from `now`.
@@ -198,13 +238,7 @@ impl AdminJwt {
             iat: now.timestamp(),
             exp: exp.timestamp(),
         };
-        let token = encode(
-            &Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &self.encoding,
-        )
-        .map_err(|e| AppError::internal(format!("jwt encode: {e}")))?;
-        Ok((token, exp))
+        Ok((self.0.encode(&claims)?, exp))
     }
 
     /// Verifies signature (HS256 only), issuer, audience and expiry against `now`.
@@ -212,26 +246,7 @@ impl AdminJwt {
     /// # Errors
     /// 401 with the reason.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AdminClaims, AppError> {
-        let data = decode::<AdminClaims>(token, &self.decoding, &self.validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            let why = match e.kind() {
-                ErrorKind::InvalidAudience => {
-                    "it is not a platform-admin token (sign in with POST /api/v1/admin/auth/login)"
-                }
-                ErrorKind::InvalidSignature => "signature does not verify",
-                ErrorKind::InvalidIssuer => "it was not issued by this service",
-                _ => "malformed or refused token",
-            };
-            AppError::unauthorized(format!("invalid admin token: {why}"))
-        })?;
-        if data.claims.exp <= now.timestamp()
-            || data.claims.exp - data.claims.iat > ADMIN_TOKEN_TTL.num_seconds()
-        {
-            return Err(AppError::unauthorized(
-                "admin token has expired; sign in again",
-            ));
-        }
-        Ok(data.claims)
+        self.0.verify(token, now, |c: &AdminClaims| (c.iat, c.exp))
     }
 }
 
