@@ -135,6 +135,41 @@ impl CredentialService {
         })
     }
 
+    /// Opens the transaction of a token flow: the tenant named by the request, the token row
+    /// of `purpose` locked and checked usable, its user locked and still at the address the
+    /// token was sent to. `what` names the token in refusals ("password-reset").
+    ///
+    /// # Errors
+    /// 422 naming `token` for an unknown tenant or token, a used or expired token, a user who
+    /// no longer exists or has changed address.
+    async fn open_token(
+        &self,
+        named: &NamedTenant,
+        token: &OneTimeToken,
+        purpose: Purpose,
+        what: &str,
+    ) -> Result<(TenantTx, Arc<Tenant>, UserRecord, DateTime<Utc>), AppError> {
+        let tenant = self.token_tenant(named, what).await?;
+        let now = self.clock.now();
+        let mut tx = account_tokens::begin_token_flow(&self.db, &tenant).await?;
+        let row = usable(
+            account_tokens::lock(&mut tx, &token.hash(), purpose).await?,
+            now,
+            what,
+        )?;
+        let Some((user, _)) = users::lock_with_hash(&mut tx, row.user_id).await? else {
+            return Err(token_problem(&format!(
+                "the user of this {what} token no longer exists"
+            )));
+        };
+        if user.email != row.email {
+            return Err(token_problem(&format!(
+                "this {what} token was sent to an address the user no longer has; request a new one"
+            )));
+        }
+        Ok((tx, tenant, user, now))
+    }
+
     /// Changes the signed-in user's password after checking the current one, and ends their
     /// other sessions. Wrong current passwords count towards the sign-in lockout.
     ///
@@ -352,24 +387,9 @@ impl CredentialService {
         new: Password,
         client: &Client,
     ) -> Result<(), AppError> {
-        let tenant = self.token_tenant(named, "password-reset").await?;
-        let now = self.clock.now();
-        let mut tx = account_tokens::begin_token_flow(&self.db, &tenant).await?;
-        let row = usable(
-            account_tokens::lock(&mut tx, &token.hash(), Purpose::PasswordReset).await?,
-            now,
-            "password-reset",
-        )?;
-        let Some((user, _)) = users::lock_with_hash(&mut tx, row.user_id).await? else {
-            return Err(token_problem(
-                "the user of this password-reset token no longer exists",
-            ));
-        };
-        if user.email != row.email {
-            return Err(token_problem(
-                "this password-reset token was sent to an address the user no longer has; request a new one",
-            ));
-        }
+        let (mut tx, tenant, user, now) = self
+            .open_token(named, token, Purpose::PasswordReset, "password-reset")
+            .await?;
         check_strength(
             "new_password",
             &new,
@@ -412,24 +432,9 @@ impl CredentialService {
         token: &OneTimeToken,
         client: &Client,
     ) -> Result<UserRecord, AppError> {
-        let tenant = self.token_tenant(named, "verification").await?;
-        let now = self.clock.now();
-        let mut tx = account_tokens::begin_token_flow(&self.db, &tenant).await?;
-        let row = usable(
-            account_tokens::lock(&mut tx, &token.hash(), Purpose::EmailVerification).await?,
-            now,
-            "verification",
-        )?;
-        let Some((user, _)) = users::lock_with_hash(&mut tx, row.user_id).await? else {
-            return Err(token_problem(
-                "the user of this verification token no longer exists",
-            ));
-        };
-        if user.email != row.email {
-            return Err(token_problem(
-                "this verification token was sent to an address the user no longer has",
-            ));
-        }
+        let (mut tx, _, user, now) = self
+            .open_token(named, token, Purpose::EmailVerification, "verification")
+            .await?;
         let newly = users::mark_verified(&mut tx, user.id, &user.email, now).await?;
         account_tokens::use_all(&mut tx, user.id, Purpose::EmailVerification, now).await?;
         if newly {
