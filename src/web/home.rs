@@ -1,0 +1,78 @@
+//! The tenant's home page `/`: greeting, tier, this period's simulations against the quota.
+
+use super::page::{self, Chrome, Nav};
+use super::session::{self, SignedIn};
+use askama::Template;
+use poem::Response;
+use poem::http::StatusCode;
+
+#[derive(Template)]
+#[template(path = "home/home.html")]
+struct HomePage {
+    chrome: Chrome,
+    first_name: String,
+    tenant_name: String,
+    slug: String,
+    tier: String,
+    role: String,
+    trial_ends: Option<String>,
+    grace_until: Option<String>,
+    billing_suspended: bool,
+    period: String,
+    used: u64,
+    quota: Option<u64>,
+    overage: u64,
+    percent: u64,
+    resets: String,
+    calls_30d: i64,
+    simulations_30d: i64,
+    errors_30d: i64,
+    keys_30d: usize,
+}
+
+/// The signed-in home page.
+pub async fn home(s: SignedIn, app: &crate::app::App) -> poem::Result<Response> {
+    let report = app.usage.report(&s.ctx, 30).await?;
+    let p = &report.period;
+    let percent = p
+        .quota
+        .filter(|q| *q > 0)
+        .map_or(0, |q| (p.used.saturating_mul(100) / q).min(100));
+    let tenant = &s.tenant;
+    let date = |t: chrono::DateTime<chrono::Utc>| t.format("%-d %B %Y").to_string();
+    let page = HomePage {
+        chrome: s.chrome(Nav::Home),
+        first_name: s
+            .user
+            .full_name
+            .split_whitespace()
+            .next()
+            .unwrap_or("there")
+            .to_string(),
+        tenant_name: tenant.display_name.clone(),
+        slug: tenant.slug.as_str().to_string(),
+        tier: tenant.tier.display_name.clone(),
+        role: s.role.as_str().to_string(),
+        trial_ends: tenant.trial_ends_at.map(date),
+        grace_until: tenant.billing_grace_until.map(date),
+        billing_suspended: tenant.billing_suspended,
+        period: p.period.clone(),
+        used: p.used,
+        quota: p.quota,
+        overage: p.overage,
+        percent,
+        resets: date(p.resets_at),
+        calls_30d: report.daily.iter().map(|d| d.calls).sum(),
+        simulations_30d: report.daily.iter().map(|d| d.simulations).sum(),
+        errors_30d: report.daily.iter().map(|d| d.errors).sum(),
+        keys_30d: report.per_key.len(),
+    };
+    Ok(page::render(StatusCode::OK, &page))
+}
+
+/// `GET /` on a tenant host: home when signed in, else `/login`.
+pub async fn root(req: &poem::Request) -> poem::Result<Response> {
+    use poem::FromRequest;
+    let s = SignedIn::from_request_without_body(req).await?;
+    home(s, session::app(req)?).await
+}
