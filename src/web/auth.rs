@@ -47,7 +47,7 @@ pub async fn login_form(req: &Request, TenantSite(tenant): TenantSite) -> poem::
     Ok(page::render(
         StatusCode::OK,
         &LoginPage {
-            chrome: Chrome::public(req),
+            chrome: Chrome::public(req).in_tenant(&tenant),
             tenant_name: tenant.display_name.clone(),
             email: String::new(),
             two_factor: false,
@@ -78,7 +78,7 @@ pub async fn login(
         page::render(
             status,
             &LoginPage {
-                chrome: Chrome::public(req),
+                chrome: Chrome::public(req).in_tenant(&tenant),
                 tenant_name: tenant.display_name.clone(),
                 email: email_text.clone(),
                 two_factor,

@@ -28,6 +28,16 @@ struct HomePage {
     simulations_30d: i64,
     errors_30d: i64,
     keys_30d: usize,
+    recent: Vec<Recent>,
+}
+
+/// A row of the recent simulations table.
+struct Recent {
+    id: String,
+    when: String,
+    paths: u64,
+    steps: u64,
+    median: String,
 }
 
 /// The signed-in home page.
@@ -38,6 +48,20 @@ pub async fn home(s: SignedIn, app: &crate::app::App) -> poem::Result<Response> 
         .quota
         .filter(|q| *q > 0)
         .map_or(0, |q| (p.used.saturating_mul(100) / q).min(100));
+    let recent = app
+        .simulations
+        .list(&s.ctx, None, 5)
+        .await?
+        .items
+        .into_iter()
+        .map(|r| Recent {
+            id: r.id.to_string(),
+            when: r.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            paths: r.paths,
+            steps: r.steps,
+            median: format!("{:.4}", r.terminal_p50),
+        })
+        .collect();
     let tenant = &s.tenant;
     let date = |t: chrono::DateTime<chrono::Utc>| t.format("%-d %B %Y").to_string();
     let page = HomePage {
@@ -66,6 +90,7 @@ pub async fn home(s: SignedIn, app: &crate::app::App) -> poem::Result<Response> 
         simulations_30d: report.daily.iter().map(|d| d.simulations).sum(),
         errors_30d: report.daily.iter().map(|d| d.errors).sum(),
         keys_30d: report.per_key.len(),
+        recent,
     };
     Ok(page::render(StatusCode::OK, &page))
 }

@@ -128,6 +128,12 @@ impl Chrome {
         }
     }
 
+    /// The same layout naming `tenant` in the header (signed-out pages of a tenant's host).
+    pub fn in_tenant(mut self, tenant: &crate::domain::Tenant) -> Self {
+        self.tenant_name = Some(tenant.display_name.clone());
+        self
+    }
+
     /// The product's name.
     pub fn product(&self) -> &'static str {
         PRODUCT

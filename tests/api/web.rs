@@ -478,3 +478,66 @@ async fn a_browser_gets_an_html_404_and_the_api_keeps_its_problems() {
     assert!(missing.body.contains("Page not found"));
     app.get("/no-such-endpoint", &[]).await.problem(404);
 }
+
+#[tokio::test]
+async fn two_factor_sign_in_asks_for_the_code_next_to_its_field() {
+    use crate::helpers::{totp_code, totp_secret_of};
+    use serde_json::json;
+    let app = spawn_app().await;
+    let t = app.signup("acme").await;
+    let auth = bearer(&t.token);
+    let setup = app
+        .post(
+            "/api/v1/auth/2fa/setup",
+            &[("authorization", &auth)],
+            json!({}),
+        )
+        .await;
+    let secret = totp_secret_of(setup.ok(200)["secret"].as_str().unwrap());
+    app.post(
+        "/api/v1/auth/2fa/enable",
+        &[("authorization", &auth)],
+        json!({"code": totp_code(&secret, app.clock_now())}),
+    )
+    .await
+    .ok(200);
+
+    let login = get(&app, "acme.mc.test", "/login", "").await;
+    let visitor = format!(
+        "mc_csrf={}",
+        cookie_value(&login.set_cookie("mc_csrf").unwrap())
+    );
+    let fields = |otp: &str| {
+        vec![
+            ("email", "owner@acme.example".to_string()),
+            ("password", "correct horse battery".to_string()),
+            ("otp", otp.to_string()),
+            ("csrf", login.csrf()),
+        ]
+    };
+    let as_refs = |f: &[(&'static str, String)]| -> Vec<(&'static str, String)> { f.to_vec() };
+    let send = |f: Vec<(&'static str, String)>| {
+        let refs: Vec<(&str, String)> = as_refs(&f);
+        let visitor = visitor.clone();
+        let app = &app;
+        async move {
+            let pairs: Vec<(&str, &str)> = refs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post(app, "acme.mc.test", "/login", &visitor, &pairs).await
+        }
+    };
+    let asked = send(fields("")).await;
+    assert_eq!(asked.status, 401, "{}", asked.body);
+    assert!(
+        asked.body.contains("name=\"otp\""),
+        "the code field appears"
+    );
+    assert!(asked.set_cookie("mc_session").is_none());
+    let wrong = send(fields("000001")).await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("id=\"otp-error\""), "{}", wrong.body);
+    // The next time step: the code used to enable two-factor cannot be replayed.
+    app.advance(chrono::Duration::seconds(30));
+    let good = send(fields(&totp_code(&secret, app.clock_now()))).await;
+    assert_eq!(good.status, 303, "{}", good.body);
+    assert!(good.set_cookie("mc_session").is_some());
+}
