@@ -40,6 +40,21 @@ struct Recent {
     median: String,
 }
 
+/// `x` with two decimals and thousands separators (`127,331.79`).
+fn money(x: f64) -> String {
+    let text = format!("{:.2}", x.abs());
+    let (int, frac) = text.split_once('.').unwrap_or((&text, "00"));
+    let mut grouped = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let sign = if x < 0.0 { "-" } else { "" };
+    format!("{sign}{grouped}.{frac}")
+}
+
 /// The signed-in home page.
 pub async fn home(s: SignedIn, app: &crate::app::App) -> poem::Result<Response> {
     let report = app.usage.report(&s.ctx, 30).await?;
@@ -59,7 +74,7 @@ pub async fn home(s: SignedIn, app: &crate::app::App) -> poem::Result<Response> 
             when: r.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             paths: r.paths,
             steps: r.steps,
-            median: format!("{:.4}", r.terminal_p50),
+            median: money(r.terminal_p50),
         })
         .collect();
     let tenant = &s.tenant;
@@ -100,4 +115,14 @@ pub async fn root(req: &poem::Request) -> poem::Result<Response> {
     use poem::FromRequest;
     let s = SignedIn::from_request_without_body(req).await?;
     home(s, session::app(req)?).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn money_groups_thousands() {
+        assert_eq!(super::money(127_331.785_6), "127,331.79");
+        assert_eq!(super::money(999.0), "999.00");
+        assert_eq!(super::money(-1_234_567.0), "-1,234,567.00");
+    }
 }
