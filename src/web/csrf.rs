@@ -10,7 +10,7 @@
 //! Besides, `page::layer` refuses any POST whose `Sec-Fetch-Site` is not `same-origin`/`none`
 //! or whose `Origin` is not this host. A refused token answers the 403 page.
 
-use super::page;
+use super::cookies;
 use poem::Request;
 use poem::http::{HeaderValue, StatusCode};
 use sha2::{Digest, Sha256};
@@ -42,17 +42,13 @@ fn random_token() -> String {
 /// Attaches the visitor's token to the request (the `mc_csrf` cookie's, or a new one) and
 /// returns the `Set-Cookie` value when a new one must be sent.
 pub(super) fn prepare(req: &mut Request) -> Option<HeaderValue> {
-    if let Some(existing) = page::cookie(req, VISITOR_COOKIE).filter(|t| well_formed(t)) {
+    if let Some(existing) = cookies::cookie(req, VISITOR_COOKIE).filter(|t| well_formed(t)) {
         let token = existing.to_string();
         req.set_data(VisitorToken(token));
         return None;
     }
     let token = random_token();
-    let secure = if super::session::secure(req) {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = if cookies::secure(req) { "; Secure" } else { "" };
     let cookie = format!("{VISITOR_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{secure}");
     req.set_data(VisitorToken(token));
     HeaderValue::from_str(&cookie).ok()
@@ -70,7 +66,7 @@ pub fn visitor_token(req: &Request) -> String {
 /// # Errors
 /// The 403 page when the cookie is missing or the values differ.
 pub fn check_visitor(req: &Request, submitted: &str) -> poem::Result<()> {
-    match page::cookie(req, VISITOR_COOKIE).filter(|t| well_formed(t)) {
+    match cookies::cookie(req, VISITOR_COOKIE).filter(|t| well_formed(t)) {
         Some(cookie) if same(cookie, submitted) => Ok(()),
         _ => Err(forged()),
     }
@@ -103,9 +99,10 @@ fn same(a: &str, b: &str) -> bool {
         == 0
 }
 
+/// A 403 (the page layer renders it as the error page with this detail).
 fn forged() -> poem::Error {
-    page::fail(
-        StatusCode::FORBIDDEN,
+    poem::Error::from_string(
         "the form's security token is missing or does not match; reload the page and submit it again",
+        StatusCode::FORBIDDEN,
     )
 }

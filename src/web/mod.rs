@@ -10,6 +10,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod cookies;
 pub mod csrf;
 pub mod home;
 pub mod page;

@@ -212,17 +212,7 @@ pub fn flash_of(req: &Request) -> Option<Flash> {
     Some(Flash { kind, text })
 }
 
-/// The value of cookie `name` in the request's `Cookie` headers.
-pub fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
-}
+pub use super::cookies::cookie;
 
 /// Errors of one form: a message per field name, and one for the whole form.
 #[derive(Debug, Clone, Default)]

@@ -29,11 +29,7 @@ pub fn app(req: &Request) -> poem::Result<&Arc<App>> {
     Ok(crate::http::security::app(req)?)
 }
 
-/// Cookies carry `Secure` when `PUBLIC_URL` is https.
-pub fn secure(req: &Request) -> bool {
-    req.data::<Arc<App>>()
-        .is_some_and(|app| app.mailer.public_url().starts_with("https://"))
-}
+pub use super::cookies::secure;
 
 /// `Set-Cookie` for the session cookie holding `token` until `max_age_secs`.
 pub fn session_cookie(req: &Request, token: &str, max_age_secs: i64) -> Option<HeaderValue> {
