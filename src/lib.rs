@@ -16,3 +16,4 @@ pub mod metrics;
 pub mod quota;
 pub mod startup;
 pub mod telemetry;
+pub mod web;

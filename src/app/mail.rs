@@ -29,6 +29,11 @@ impl Mailer {
         Self { public_url, wake }
     }
 
+    /// The public base URL (`PUBLIC_URL`, `{tenant}` standing for the slug; no trailing `/`).
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
     /// Tells this instance's sender that a message was committed (others find it by polling).
     pub fn wake(&self) {
         self.wake.notify_one();

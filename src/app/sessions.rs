@@ -98,6 +98,17 @@ pub struct SignedIn {
     pub must_enrol_two_factor: bool,
 }
 
+/// A web page's signed-in user (see [`SessionService::web_session`]).
+#[derive(Debug, Clone)]
+pub struct WebSession {
+    /// The user's context in the tenant (with the session and the client).
+    pub ctx: TenantContext,
+    /// The user (name, email, role as stored).
+    pub user: UserRecord,
+    /// The team requires two-factor authentication and the user has not enrolled.
+    pub must_enrol_two_factor: bool,
+}
+
 fn new_refresh_token() -> Result<(String, [u8; 32]), AppError> {
     use base64::Engine;
     use rand::TryRng;
@@ -509,6 +520,73 @@ impl SessionService {
                 refresh_token,
                 refresh_expires_at: expires_at,
             },
+        })
+    }
+
+    /// The signed-in user behind a web session cookie (`mc_session`, which holds the session's
+    /// refresh token), checked without rotating it: the token's SHA-256 must be the session's
+    /// current refresh-token hash, the session live (not revoked, not expired) and the user
+    /// active. Nothing is written, so a page's parallel requests never look like refresh-token
+    /// reuse; the session's lifetime does not slide (it ends [`SESSION_TTL`] after sign-in, or
+    /// earlier at logout or revocation). A token that was rotated (used at
+    /// `POST /api/v1/auth/refresh`) no longer opens pages. Revocation, deactivation and role
+    /// changes apply at once (the [`SessionCache`], as for bearer tokens).
+    ///
+    /// # Errors
+    /// 401 for a malformed, unknown (another tenant's included), rotated, revoked or expired
+    /// token, or a user who is not active; 403 for a suspended tenant.
+    pub async fn web_session(
+        &self,
+        named: &NamedTenant,
+        token: &str,
+        client: &Client,
+    ) -> Result<WebSession, AppError> {
+        let token = token.trim();
+        if !token.starts_with(REFRESH_PREFIX) || token.len() != REFRESH_PREFIX.len() + 43 {
+            return Err(AppError::unauthorized("malformed session cookie"));
+        }
+        let unknown = || AppError::unauthorized("unknown session; sign in again");
+        let tenant = self
+            .directory
+            .by_slug(&named.slug)
+            .await?
+            .ok_or_else(unknown)?;
+        if tenant.status == TenantStatus::Suspended {
+            return Err(AppError::forbidden(format!(
+                "tenant {:?} is suspended; contact the platform administrators",
+                tenant.slug.as_str()
+            )));
+        }
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut tx = begin_pre_auth(&self.db, &tenant).await?;
+        let p = sessions::presented(&mut tx, &hash)
+            .await?
+            .ok_or_else(unknown)?;
+        let user = users::get(&mut tx, p.user).await?;
+        tx.commit().await?;
+        if p.revoked || p.rotated {
+            return Err(ended());
+        }
+        if p.expires_at <= self.clock.now() {
+            return Err(AppError::unauthorized(format!(
+                "the session expired at {}; sign in again",
+                p.expires_at.to_rfc3339()
+            )));
+        }
+        let state = self.check(&tenant, p.session, p.user).await?;
+        let user = user.ok_or_else(ended)?;
+        Ok(WebSession {
+            ctx: TenantContext::authenticated(
+                tenant,
+                crate::domain::Principal::User {
+                    id: p.user,
+                    role: state.role,
+                },
+            )
+            .in_session(p.session)
+            .from_client(client.clone()),
+            user,
+            must_enrol_two_factor: state.team_requires_two_factor && !state.two_factor,
         })
     }
 

@@ -187,14 +187,16 @@ async fn metrics(req: &poem::Request, app: poem::web::Data<&Arc<App>>) -> Respon
     }
 }
 
-/// Every route: the API, `/openapi.json`, `/docs`, wrapped in the request middleware.
+/// Every route: the web pages (`crate::web`), the API, `/openapi.json`, `/docs`, wrapped in the
+/// request middleware.
 pub fn routes(app: Arc<App>, edge: EdgeConfig) -> impl Endpoint {
     let api = service(app.clone());
     let spec = openapi_document(&api);
     let (docs, csp) = docs_page(&api, &spec);
     let edge = Arc::new(Edge::new(edge, AllowTable::of::<Contract<Apis>>()));
-    Route::new()
-        .nest("/", api)
+    // The web pages and their static files sit beside the API, inside the same middleware.
+    crate::web::mount(Route::new())
+        .nest("/", crate::web::with_root(api))
         // Stripe's webhook: signed by Stripe, no tenant credentials, outside the OpenAPI document.
         .at("/webhooks/stripe", poem::post(billing::stripe_webhook))
         .at(
@@ -217,6 +219,7 @@ pub fn routes(app: Arc<App>, edge: EdgeConfig) -> impl Endpoint {
                 resp
             }),
         )
+        .around(crate::web::page::browser_errors)
         .around(middleware::around)
         .data(edge)
         .data(app)

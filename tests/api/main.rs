@@ -27,3 +27,4 @@ mod quotas;
 mod sessions;
 mod simulations;
 mod team;
+mod web;

@@ -1,0 +1,65 @@
+//! The web dashboard: server-rendered pages on the same server as the API (issue #12). Pages
+//! call the application services with the signed-in user's `TenantContext`, like the API
+//! handlers; nothing here runs SQL.
+//!
+//! Hosts: a tenant's subdomain (`<slug>.<BASE_DOMAIN>`) serves the tenant pages; the apex
+//! (`BASE_DOMAIN`, `localhost`, `127.0.0.1`, any other host) the public pages; a subdomain that
+//! names no live tenant answers the 404 page. Every page route is wrapped in [`page::layer`]
+//! (CSRF origin checks, HTML error pages, CSP); the request middleware (request id, edge
+//! limits, logging, security headers) wraps it like the API.
+
+pub mod assets;
+pub mod auth;
+pub mod cookies;
+pub mod csrf;
+pub mod home;
+pub mod page;
+pub mod public;
+pub mod session;
+
+use poem::{Endpoint, EndpointExt, Request, Response, Route, get, handler, post};
+use session::Site;
+
+/// A page endpoint: `ep` wrapped in [`page::layer`].
+pub fn page<E: Endpoint + 'static>(ep: E) -> poem::endpoint::BoxEndpoint<'static> {
+    ep.around(page::layer).boxed()
+}
+
+/// `GET /`: the landing page on the apex, the tenant's home (or `/login`) on a subdomain.
+#[handler]
+async fn root(req: &Request) -> poem::Result<Response> {
+    match session::site(req).await? {
+        Site::Apex => Ok(public::landing(req)),
+        Site::Tenant(_) => home::root(req).await,
+    }
+}
+
+/// `api` (nested at `/`), except that `GET /` is the web root page: poem's tree gives `/` to
+/// the catch-all of a nest at `/`, so the root page is dispatched here.
+pub fn with_root<E>(api: E) -> impl Endpoint
+where
+    E: poem::IntoEndpoint,
+    E::Endpoint: 'static,
+{
+    let root_page = std::sync::Arc::new(page(get(root)));
+    let api = std::sync::Arc::new(api.into_endpoint().map_to_response());
+    poem::endpoint::make(move |req: Request| {
+        let root_page = root_page.clone();
+        let api = api.clone();
+        async move {
+            if req.uri().path() == "/" {
+                root_page.call(req).await
+            } else {
+                api.call(req).await
+            }
+        }
+    })
+}
+
+/// Adds the pages and `/static/…` to `route` (beside the API's routes; see [`with_root`]).
+pub fn mount(route: Route) -> Route {
+    route
+        .at("/login", page(get(auth::login_form).post(auth::login)))
+        .at("/logout", page(post(auth::logout)))
+        .at("/static/:hash/*name", get(assets::serve))
+}
