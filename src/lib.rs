@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod quota;
+pub mod routes;
 pub mod startup;
 pub mod telemetry;
 pub mod web;

@@ -220,7 +220,7 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let routes = crate::http::routes(self.app.clone(), self.edge.clone());
+        let routes = crate::routes::routes(self.app.clone(), self.edge.clone());
         let served = poem::Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown_signal(), Some(Duration::from_secs(10)))
             .await;

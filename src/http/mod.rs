@@ -187,16 +187,13 @@ async fn metrics(req: &poem::Request, app: poem::web::Data<&Arc<App>>) -> Respon
     }
 }
 
-/// Every route: the web pages (`crate::web`), the API, `/openapi.json`, `/docs`, wrapped in the
-/// request middleware.
-pub fn routes(app: Arc<App>, edge: EdgeConfig) -> impl Endpoint {
-    let api = service(app.clone());
+/// The API's routes: the OpenAPI operations (returned apart, for the caller to mount at `/`
+/// beside its own pages), and `/webhooks/stripe`, `/openapi.json`, `/metrics`, `/docs`.
+pub fn api_routes(app: Arc<App>) -> (OpenApiService<Contract<Apis>, ()>, Route) {
+    let api = service(app);
     let spec = openapi_document(&api);
     let (docs, csp) = docs_page(&api, &spec);
-    let edge = Arc::new(Edge::new(edge, AllowTable::of::<Contract<Apis>>()));
-    // The web pages and their static files sit beside the API, inside the same middleware.
-    crate::web::mount(Route::new())
-        .nest("/", crate::web::with_root(api))
+    let rest = Route::new()
         // Stripe's webhook: signed by Stripe, no tenant credentials, outside the OpenAPI document.
         .at("/webhooks/stripe", poem::post(billing::stripe_webhook))
         .at(
@@ -218,11 +215,15 @@ pub fn routes(app: Arc<App>, edge: EdgeConfig) -> impl Endpoint {
                 }
                 resp
             }),
-        )
-        .around(crate::web::page::browser_errors)
-        .around(middleware::around)
-        .data(edge)
-        .data(app)
+        );
+    (api, rest)
+}
+
+/// `routes` wrapped in the request middleware (request id, edge limits, tracing, in-flight
+/// bound), with the application and the edge limits as request data.
+pub fn serve(routes: impl Endpoint + 'static, app: Arc<App>, edge: EdgeConfig) -> impl Endpoint {
+    let edge = Arc::new(Edge::new(edge, AllowTable::of::<Contract<Apis>>()));
+    routes.around(middleware::around).data(edge).data(app)
 }
 
 #[cfg(test)]
