@@ -360,14 +360,14 @@ pub fn fail(status: StatusCode, detail: impl Into<String>) -> poem::Error {
 }
 
 /// Is the request's `Sec-Fetch-Site`/`Origin` from another site (or another host of ours)?
-/// Browsers send at least one of them on a POST; a request with neither (a non-browser
-/// client) is left to the CSRF token.
+/// `Sec-Fetch-Site` (a header no page can set) decides when present; otherwise `Origin` must
+/// name this host. Chromium sends `Origin: null` on a same-origin form post from a page whose
+/// `Referrer-Policy` is `no-referrer`, so `Origin` alone would refuse our own forms. A request
+/// with neither (a non-browser client) is left to the CSRF token.
 fn cross_origin(req: &Request) -> bool {
     let h = req.headers();
-    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && !matches!(site, "same-origin" | "none")
-    {
-        return true;
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return !matches!(site, "same-origin" | "none");
     }
     if let Some(origin) = h.get(header::ORIGIN) {
         let host = h

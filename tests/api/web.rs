@@ -373,6 +373,32 @@ async fn forged_and_cross_site_posts_are_refused() {
     )
     .await;
     assert_eq!(other_origin.status, 403);
+    // What Chromium sends for our own form under `Referrer-Policy: no-referrer`: the
+    // unforgeable `Sec-Fetch-Site: same-origin` with `Origin: null`. It is our form: accepted
+    // (the real browser test found this).
+    let login = get(&app, "acme.mc.test", "/login", "").await;
+    let visitor = format!(
+        "mc_csrf={}",
+        cookie_value(&login.set_cookie("mc_csrf").expect("mc_csrf cookie"))
+    );
+    let own_form = page(
+        &app,
+        Method::POST,
+        "acme.mc.test",
+        "/login",
+        &[
+            ("cookie", &visitor),
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "null"),
+        ],
+        Some(form(&[
+            ("email", "owner@acme.example"),
+            ("password", "correct horse battery"),
+            ("csrf", &login.csrf()),
+        ])),
+    )
+    .await;
+    assert_eq!(own_form.status, 303, "{}", own_form.body);
     assert_eq!(get(&app, "acme.mc.test", "/", &cookie).await.status, 200);
 }
 
