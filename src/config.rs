@@ -36,7 +36,7 @@
 //! | `ASYNC_WORK_THRESHOLD` | `10000000000` | `POST /simulations` above this paths × steps × assets (× rate-search runs) becomes a job (202) without `Prefer: respond-async` |
 //! | `SMTP_URL` | unset | SMTP server for outgoing mail: `smtp://host:25` (plain, e.g. a local relay), `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://user:pass@host:465` (TLS); unset = every message is written to the log and marked sent (development) |
 //! | `MAIL_FROM` | `Monte Carlo <no-reply@BASE_DOMAIN>` | sender of outgoing mail (`Name <address>` or an address) |
-//! | `PUBLIC_URL` | `https://{tenant}.BASE_DOMAIN` | base of the links in mail; `{tenant}` is replaced by the tenant's slug |
+//! | `PUBLIC_URL` | `http://{tenant}.BASE_DOMAIN:<port of BIND_ADDRESS>`; with `PRODUCTION=true` `https://{tenant}.BASE_DOMAIN` | base of the links in mail and of the signup page's redirect; `{tenant}` is replaced by the tenant's slug |
 //! | `MAIL_POLL_MS` | `1000` | how often the mail sender looks for due messages (a message written on this instance wakes it at once) |
 //! | `MAIL_MAX_ATTEMPTS` | `8` | delivery attempts before a message is given up (`failed_at` set, error kept) |
 //! | `MAIL_RETRY_BASE_SECS` | `30` | delay after the first failed attempt; doubled after each further one |
@@ -464,7 +464,21 @@ impl Settings {
                 "BASE_DOMAIN {base_domain:?} is not a domain"
             )));
         }
-        let mail = mail_settings(&get, &base_domain)?;
+        // Without PUBLIC_URL, links (mail, the signup page's redirect) point at this server
+        // in development: http and the port of BIND_ADDRESS; https and no port in production.
+        let default_public_url = if production {
+            format!("https://{{tenant}}.{base_domain}")
+        } else {
+            let bind = get("BIND_ADDRESS").unwrap_or_else(|| "127.0.0.1:8080".into());
+            match bind.rsplit_once(':').map(|(_, port)| port) {
+                // Port 0 (an ephemeral port, tests) cannot be named in a link.
+                Some(port) if !matches!(port, "" | "0" | "80") => {
+                    format!("http://{{tenant}}.{base_domain}:{port}")
+                }
+                _ => format!("http://{{tenant}}.{base_domain}"),
+            }
+        };
+        let mail = mail_settings(&get, &base_domain, &default_public_url)?;
         let database_statements = match get("DATABASE_STATEMENTS").as_deref() {
             None | Some("") => crate::db::StatementMode::default(),
             Some(v) => crate::db::StatementMode::parse(v).ok_or_else(|| {
@@ -565,6 +579,7 @@ impl Settings {
 fn mail_settings(
     get: &impl Fn(&str) -> Option<String>,
     base_domain: &str,
+    default_public_url: &str,
 ) -> Result<MailSettings, ConfigError> {
     let number = |name: &str, default: u64| -> Result<u64, ConfigError> {
         match get(name) {
@@ -592,7 +607,7 @@ fn mail_settings(
     }
     let public_url = get("PUBLIC_URL")
         .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| format!("https://{{tenant}}.{base_domain}"));
+        .unwrap_or_else(|| default_public_url.to_string());
     let public_url = public_url.trim().trim_end_matches('/').to_string();
     if !(public_url.starts_with("https://") || public_url.starts_with("http://")) {
         return Err(ConfigError(format!(
@@ -977,7 +992,14 @@ mod tests {
         let m = settings(&[("BASE_DOMAIN", "mc.example")]).unwrap().mail;
         assert!(m.smtp_url.is_none());
         assert_eq!(m.from, "Monte Carlo <no-reply@mc.example>");
-        assert_eq!(m.public_url, "https://{tenant}.mc.example");
+        assert_eq!(m.public_url, "http://{tenant}.mc.example:8080");
+        let m = settings(&[
+            ("BASE_DOMAIN", "mc.example"),
+            ("BIND_ADDRESS", "0.0.0.0:80"),
+        ])
+        .unwrap()
+        .mail;
+        assert_eq!(m.public_url, "http://{tenant}.mc.example");
         assert_eq!((m.max_attempts, m.retry_base_secs), (8, 30));
         let m = settings(&[
             ("SMTP_URL", "smtp://user:pw@127.0.0.1:2525"),

@@ -41,7 +41,8 @@ pub struct BillingService {
     directory: Arc<TenantDirectory>,
     quotas: Arc<Quotas>,
     clock: SharedClock,
-    base_domain: String,
+    /// `PUBLIC_URL`: the base of the return URLs given to Checkout and the Portal.
+    public_url: String,
     stripe: Option<Configured>,
 }
 
@@ -277,7 +278,7 @@ impl BillingService {
         directory: Arc<TenantDirectory>,
         quotas: Arc<Quotas>,
         clock: SharedClock,
-        base_domain: String,
+        public_url: String,
         settings: Option<&BillingSettings>,
     ) -> Self {
         let stripe = settings.and_then(|s| {
@@ -298,7 +299,7 @@ impl BillingService {
             directory,
             quotas,
             clock,
-            base_domain,
+            public_url,
             stripe,
         }
     }
@@ -312,8 +313,10 @@ impl BillingService {
         self.stripe.as_ref().ok_or_else(not_configured)
     }
 
+    /// `path` on the tenant's public URL (`PUBLIC_URL` with `{tenant}` = `slug`): where Stripe
+    /// sends the browser back to.
     fn tenant_url(&self, slug: &str, path: &str) -> String {
-        format!("https://{slug}.{}{path}", self.base_domain)
+        format!("{}{path}", self.public_url.replace("{tenant}", slug))
     }
 
     /// The tenant's Stripe customer, created on the first billing action (email of the caller,

@@ -240,7 +240,7 @@ impl App {
                 directory.clone(),
                 quotas.clone(),
                 clock.clone(),
-                settings.base_domain.clone(),
+                settings.mail.public_url.clone(),
                 settings.billing.as_ref(),
             ),
             lifecycle: lifecycle::LifecycleService::new(

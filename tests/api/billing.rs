@@ -563,11 +563,11 @@ async fn checkout_and_portal_send_what_stripe_needs_and_customer_is_created_once
         Some("mc_professional_monthly")
     );
     assert_eq!(c.get("line_items[0][quantity]"), Some("1"));
-    let success = format!("https://{s}.mc.test/billing/success?session_id={{CHECKOUT_SESSION_ID}}");
+    let success = format!("http://{s}.mc.test/billing/success?session_id={{CHECKOUT_SESSION_ID}}");
     assert_eq!(c.get("success_url"), Some(success.as_str()));
     assert_eq!(
         c.get("cancel_url"),
-        Some(format!("https://{s}.mc.test/billing/cancelled").as_str())
+        Some(format!("http://{s}.mc.test/billing/cancelled").as_str())
     );
     let key = c.idempotency_key.as_deref().expect("idempotency key");
     assert!(
@@ -584,7 +584,7 @@ async fn checkout_and_portal_send_what_stripe_needs_and_customer_is_created_once
     assert_eq!(p.get("customer"), Some(customer.as_str()));
     assert_eq!(
         p.get("return_url"),
-        Some(format!("https://{s}.mc.test/billing").as_str())
+        Some(format!("http://{s}.mc.test/billing").as_str())
     );
 
     // One customer at localstripe, with the tenant in its metadata.
