@@ -935,8 +935,8 @@ async fn a_clean_shutdown_loses_no_usage_or_quota_count() {
 async fn a_stop_signal_fails_readiness_first_and_drops_no_request() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-    let svc = ServiceProcess::start_with(fresh_database_url(), &[("SHUTDOWN_DRAIN_MS", "3000")])
-        .await;
+    let svc =
+        ServiceProcess::start_with(fresh_database_url(), &[("SHUTDOWN_DRAIN_MS", "3000")]).await;
     let base = svc.base.clone();
     let client = reqwest::Client::new();
     let signup: Value = client
@@ -996,8 +996,12 @@ async fn a_stop_signal_fails_readiness_first_and_drops_no_request() {
     // Clients: half open a new connection per request, half keep theirs alive.
     let clients: Vec<_> = (0..8)
         .map(|i| {
-            let (routing, signalled, base, key) =
-                (routing.clone(), signalled.clone(), base.clone(), key.clone());
+            let (routing, signalled, base, key) = (
+                routing.clone(),
+                signalled.clone(),
+                base.clone(),
+                key.clone(),
+            );
             let (sent, answered, after_signal) =
                 (sent.clone(), answered.clone(), after_signal.clone());
             tokio::spawn(async move {
@@ -1080,7 +1084,9 @@ async fn a_stop_signal_fails_readiness_first_and_drops_no_request() {
     }
     for t in in_flight {
         assert_eq!(
-            t.await.unwrap().expect("an in-flight simulation is answered"),
+            t.await
+                .unwrap()
+                .expect("an in-flight simulation is answered"),
             StatusCode::CREATED
         );
     }
