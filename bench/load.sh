@@ -8,6 +8,7 @@
 #   TENANTS=0 REDIS_MODES=none bash bench/load.sh   # only the one-tenant cases, no Redis
 #   BIN=/path/to/montecarlo-platform bash bench/load.sh   # another build (an older commit)
 #   DURATION=20 CONNECTIONS=32 bash bench/load.sh
+#   PROFILE=/tmp/prof bash bench/load.sh          # also `perf record` (flat) the service in each simulation case
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${DURATION:-10}"
@@ -112,8 +113,16 @@ setup_many() { # $TENANTS enterprise tenants, two keys each -> $WORK/many.keys
 row() { # row LABEL MODE(health|me|sim) KEYS-FILE
   local label=$1 mode=$2 keys=$3 s0 p0 s1 p1 out rps n
   s0=$(ticks "$PID"); p0=$(pg_ticks)
+  local prof=""
+  if [ -n "${PROFILE:-}" ] && [ "$mode" = sim ]; then
+    mkdir -p "$PROFILE"
+    perf record -q -F 499 -p "$PID" -o "$PROFILE/$(tr -c 'a-z0-9' _ <<<"$label$REDIS_MODE").data" \
+      -- sleep "$DURATION" >/dev/null 2>&1 &
+    prof=$!
+  fi
   out=$(KEYS="$keys" MODE="$mode" wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/load/keyed.lua "$API" 2>&1 || true)
   s1=$(ticks "$PID"); p1=$(pg_ticks)
+  [ -n "$prof" ] && wait "$prof"
   out=$(grep '^RESULT' <<<"$out")
   rps=$(sed 's/.*rps=\([0-9]*\).*/\1/' <<<"$out")
   n=$((rps * DURATION))
@@ -127,8 +136,9 @@ row() { # row LABEL MODE(health|me|sim) KEYS-FILE
 
 echo dummy >"$WORK/none.keys"
 for mode in $REDIS_MODES; do
+  REDIS_MODE=$mode
   start "$mode"
-  echo "quota store: $mode; $DURATION s per case, $CONNECTIONS connections, wrk -t2; binary $BIN"
+  echo "quota store: $mode; $DURATION s per case, $CONNECTIONS connections, wrk -t2; binary $BIN; load average $(cut -d' ' -f1-3 /proc/loadavg)"
   setup_one
   [ "$TENANTS" -gt 0 ] && setup_many
   echo "| case | req/s | p50 ms | p99 ms | non-2xx | service CPU ms/req | PostgreSQL CPU ms/req | × /health |"

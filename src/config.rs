@@ -22,6 +22,7 @@
 //! | `SESSION_TTL_DAYS` | `30` | sliding lifetime of a session: a refresh token unused this long stops working (1–365) |
 //! | `MAX_IN_FLIGHT_REQUESTS` | `1024` | requests served at once; beyond, 503 with `Retry-After` (health checks exempt) |
 //! | `REQUEST_TIMEOUT_SECS` | `300` | a request still running after this answers 503 (health checks exempt) |
+//! | `SHUTDOWN_DRAIN_MS` | `2000` | on SIGTERM/SIGINT: readiness fails at once, new connections are still accepted and served this long, then the listener closes and requests in flight finish (up to 10 s) (0–60000) |
 //! | `TRUSTED_PROXIES` | unset | comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` / `Forwarded` names the client |
 //! | `STRIPE_SECRET_KEY` | unset | Stripe secret key (`sk_…`); unset = billing off (billing routes answer 503) |
 //! | `STRIPE_API_BASE` | Stripe | base URL of the Stripe API, e.g. `http://127.0.0.1:8420/` for localstripe |
@@ -149,6 +150,9 @@ pub struct Settings {
     pub max_in_flight_requests: usize,
     /// Longest a request may run before 503.
     pub request_timeout_secs: u64,
+    /// How long after a stop signal the listener keeps accepting, with readiness failing, before
+    /// it closes (`SHUTDOWN_DRAIN_MS`), milliseconds.
+    pub shutdown_drain_ms: u64,
     /// Reverse proxies whose forwarding headers are trusted to name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Stripe billing; `None` = billing off.
@@ -516,6 +520,7 @@ impl Settings {
             max_in_flight_requests: number("MAX_IN_FLIGHT_REQUESTS", 1024)?.clamp(1, 1_000_000)
                 as usize,
             request_timeout_secs: number("REQUEST_TIMEOUT_SECS", 300)?.clamp(1, 86_400),
+            shutdown_drain_ms: number("SHUTDOWN_DRAIN_MS", 2000)?.min(60_000),
             billing: billing_settings(&get)?,
             jobs: JobSettings {
                 workers: number(

@@ -41,6 +41,7 @@ pub struct Application {
     app: Arc<App>,
     edge: EdgeConfig,
     acceptor: poem::listener::BoxAcceptor,
+    drain: Duration,
 }
 
 /// The OpenAPI document, as committed in `openapi/openapi.json`. Needs no database.
@@ -202,6 +203,7 @@ impl Application {
             app,
             edge,
             acceptor: acceptor.boxed(),
+            drain: Duration::from_millis(settings.shutdown_drain_ms),
         })
     }
 
@@ -215,14 +217,30 @@ impl Application {
         self.app.clone()
     }
 
-    /// Serves until the process is stopped (SIGINT/SIGTERM end it gracefully).
+    /// Serves until the process is stopped. SIGINT/SIGTERM end it gracefully: readiness
+    /// (`/health/ready`) fails at once, the listener keeps accepting and serving for
+    /// `SHUTDOWN_DRAIN_MS` (so a load balancer has time to see it and stop sending), then it
+    /// closes, and requests in flight finish (up to 10 s) before the last usage counts and quota
+    /// totals are written.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let routes = crate::routes::routes(self.app.clone(), self.edge.clone());
+        let app = self.app.clone();
+        let drain = self.drain;
+        let stop = async move {
+            shutdown_signal().await;
+            app.health.start_draining();
+            tracing::info!(
+                drain_ms = drain.as_millis() as u64,
+                "stop signal: readiness fails; still accepting for the drain delay"
+            );
+            tokio::time::sleep(drain).await;
+            tracing::info!("listener closing; finishing the requests in flight");
+        };
         let served = poem::Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(routes, shutdown_signal(), Some(Duration::from_secs(10)))
+            .run_with_graceful_shutdown(routes, stop, Some(Duration::from_secs(10)))
             .await;
         // The quota totals and the calls counted since the last flush are written before the
         // process ends.

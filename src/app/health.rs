@@ -18,12 +18,15 @@ pub struct Readiness {
     pub tenant_migrations: &'static str,
     /// The monthly quota store.
     pub quota_store: QuotaHealth,
+    /// The instance is stopping (a stop signal arrived): not ready whatever the rest says.
+    pub draining: bool,
 }
 
 impl Readiness {
     /// Serving with full guarantees or degraded ones (not `unavailable`).
     pub fn is_ready(&self) -> bool {
-        self.database == "ok"
+        !self.draining
+            && self.database == "ok"
             && self.platform_migrations == "current"
             && self.tenant_migrations == "current"
     }
@@ -47,6 +50,7 @@ pub struct HealthService {
     db: Db,
     quotas: Arc<Quotas>,
     tenants_current: AtomicBool,
+    draining: AtomicBool,
 }
 
 impl HealthService {
@@ -56,11 +60,32 @@ impl HealthService {
             db,
             quotas,
             tenants_current: AtomicBool::new(tenants_current),
+            draining: AtomicBool::new(false),
         }
     }
 
-    /// Checks every dependency.
+    /// The instance is stopping: from now on readiness fails (so a load balancer sends no new
+    /// requests), while the listener still accepts and serves for the drain delay.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether [`HealthService::start_draining`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Checks every dependency. Not ready while draining (the checks are skipped).
     pub async fn readiness(&self) -> Readiness {
+        if self.is_draining() {
+            return Readiness {
+                database: "ok",
+                platform_migrations: "current",
+                tenant_migrations: "current",
+                quota_store: self.quotas.health().await,
+                draining: true,
+            };
+        }
         let (database, platform_migrations) =
             database_state(db::platform_is_current(&self.db).await);
         let tenant_migrations = if self.tenants_current.load(Ordering::Acquire) {
@@ -73,6 +98,7 @@ impl HealthService {
             platform_migrations,
             tenant_migrations,
             quota_store: self.quotas.health().await,
+            draining: false,
         }
     }
 }

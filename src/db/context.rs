@@ -1,6 +1,6 @@
 //! The only door to a tenant schema: a [`TenantContext`] (made by authentication) hands out a
 //! [`TenantTx`], a transaction whose `search_path` is the tenant's schema, set
-//! transaction-locally with a bind parameter. Repository functions take `&mut TenantTx`, so no
+//! transaction-locally (`SET LOCAL`, sent with the `BEGIN`). Repository functions take `&mut TenantTx`, so no
 //! tenant query can run without a context, and nothing here sets a session-level path that a
 //! pooled connection could carry into another tenant's request.
 
@@ -157,11 +157,13 @@ pub(super) async fn begin_for(db: &Db, tenant: &Tenant) -> Result<TenantTx, AppE
     begin_in(db, &tenant.schema).await
 }
 
+/// `BEGIN` and `SET LOCAL search_path` in one round trip. The schema name is spliced into the
+/// statement text, quoted: [`SchemaName`] only holds `t_[a-z][a-z0-9_]{2,39}`, so it cannot
+/// carry a quote or anything else into the SQL.
 async fn begin_in(db: &Db, schema: &SchemaName) -> Result<TenantTx, AppError> {
-    let mut tx = db.pool.begin().await?;
-    sqlx::query("SELECT set_config('search_path', $1, true)")
-        .bind(schema.search_path())
-        .execute(tx.conn())
+    let tx = db
+        .pool
+        .begin_with_search_path(&schema.search_path())
         .await?;
     Ok(TenantTx { tx })
 }

@@ -3,8 +3,10 @@
 //! family. Functions take `&Db` (platform tables, or a credential check before a context
 //! exists) or `&mut TenantTx` (a tenant's tables).
 //!
-//! Rule: a tenant's search_path is only ever set with `set_config('search_path', $1, true)` —
-//! transaction-local, bound as a parameter — inside the transaction that uses it.
+//! Rule: a tenant's search_path is only ever set transaction-locally, inside the transaction
+//! that uses it: by `TenantContext::begin` (`BEGIN; SET LOCAL search_path TO "t_…"` in one
+//! round trip, the name a validated `SchemaName`, quoted) or `set_config('search_path', $1,
+//! true)` with a bind parameter (migrations, lifecycle).
 
 pub mod account_tokens;
 pub mod admins;

@@ -280,6 +280,9 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
     Ok(())
 }
 
+/// A request-pool connection idle at least this long is pinged before it is handed out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// The request pool. In [`StatementMode::Unnamed`] sqlx's statement cache is off as well: a
 /// query that slipped past the wrappers would then fail at once through a transaction pooler
 /// instead of after a while.
@@ -289,9 +292,21 @@ fn request_pool(opts: PgConnectOptions, max_connections: u32, mode: StatementMod
         StatementMode::Prepared => opts,
         StatementMode::Unnamed => opts.statement_cache_capacity(0),
     };
+    // sqlx pings every connection it takes from the idle queue (a round trip per checkout);
+    // only one that sat idle for a second or more is pinged here. A connection that broke while
+    // in use more recently (a PostgreSQL restart) fails its next query instead, and is dropped.
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(opts);
     RequestPool::new(pool, mode)
 }

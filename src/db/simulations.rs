@@ -17,8 +17,9 @@ pub async fn insert(
     api_key: Option<ApiKeyId>,
     user: Option<UserId>,
 ) -> Result<(), AppError> {
-    let request = serde_json::to_value(&sim.request).map_err(AppError::internal)?;
-    let result = serde_json::to_value(&sim.result).map_err(AppError::internal)?;
+    // Serialized straight into the statement's buffer (no `serde_json::Value` tree first).
+    let request = sqlx::types::Json(&sim.request);
+    let result = sqlx::types::Json(&sim.result);
     sqlx::query(
         "INSERT INTO simulations (id, created_at, api_key_id, user_id, seed, paths, steps, duration_ms, request, result) \
          VALUES ($1, $2, $3, $4, $5::text::numeric, $6, $7, $8, $9, $10)",

@@ -115,6 +115,24 @@ impl RequestPool {
         })
     }
 
+    /// Begins a transaction whose `search_path` is `search_path` (a quoted, validated
+    /// identifier: [`crate::domain::SchemaName::search_path`]), in one round trip: `BEGIN` and
+    /// `SET LOCAL search_path` go as one simple query (no bind parameters there, hence the
+    /// identifier in the text; it is transaction-local either way).
+    ///
+    /// # Errors
+    /// When no connection can be had or PostgreSQL fails.
+    pub async fn begin_with_search_path(
+        &self,
+        search_path: &str,
+    ) -> Result<RequestTx, sqlx::Error> {
+        let begin = format!("BEGIN; SET LOCAL search_path TO {search_path}");
+        Ok(RequestTx {
+            tx: self.pool.begin_with(sqlx::AssertSqlSafe(begin)).await?,
+            mode: self.mode,
+        })
+    }
+
     /// Connections open (in use and idle).
     pub fn size(&self) -> u32 {
         self.pool.size()

@@ -109,6 +109,13 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Respo
         resp.headers_mut().insert(header::ALLOW, v);
     }
     security_headers(&mut resp, &path);
+    // While the instance drains before stopping, a kept-alive connection is closed after its
+    // answer, so the client's next request opens a new one (to another instance behind a load
+    // balancer) instead of racing the close.
+    if app.as_ref().is_some_and(|a| a.health.is_draining()) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Ok(v) = HeaderValue::try_from(request_id.as_str()) {
         resp.headers_mut().insert("x-request-id", v);
     }

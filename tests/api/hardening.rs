@@ -25,6 +25,11 @@ impl ServiceProcess {
 
     /// The service on an existing database (a restart).
     async fn start_on(database: String) -> Self {
+        Self::start_with(database, &[]).await
+    }
+
+    /// The service on `database` with extra environment variables.
+    async fn start_with(database: String, env: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -37,6 +42,7 @@ impl ServiceProcess {
             .env("ADMIN_TOKEN", ADMIN_TOKEN)
             .env("LOGIN_ATTEMPTS_PER_MINUTE", "1000000")
             .env("RUST_LOG", "error")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -918,5 +924,182 @@ async fn a_clean_shutdown_loses_no_usage_or_quota_count() {
         list["items"].as_array().unwrap().len() as u64,
         created,
         "{list}"
+    );
+}
+
+/// A stop signal drains instead of dropping: readiness fails at once while the listener keeps
+/// accepting for `SHUTDOWN_DRAIN_MS`; clients that stop sending when readiness fails (as a load
+/// balancer would) get an answer to every request they sent — those that arrived after the
+/// signal, on new connections, included — and the simulations in flight finish.
+#[tokio::test]
+async fn a_stop_signal_fails_readiness_first_and_drops_no_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+    let svc =
+        ServiceProcess::start_with(fresh_database_url(), &[("SHUTDOWN_DRAIN_MS", "3000")]).await;
+    let base = svc.base.clone();
+    let client = reqwest::Client::new();
+    let signup: Value = client
+        .post(format!("{base}/api/v1/signup"))
+        .json(&json!({
+            "organisation_name": "Drain Org", "slug": "drain",
+            "full_name": "Owner Person", "email": "owner@drain.example",
+            "password": "correct horse battery"
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = signup["api_keys"][0]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let patched = client
+        .patch(format!("{base}/api/v1/admin/tenants/drain"))
+        .bearer_auth(crate::helpers::bootstrap_admin_http(&client, &base).await)
+        .json(&json!({"tier": "enterprise"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), StatusCode::OK);
+    let ready = client
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+
+    // The "load balancer": polls readiness and stops routing once it fails.
+    let routing = Arc::new(AtomicBool::new(true));
+    let signalled = Arc::new(AtomicBool::new(false));
+    let prober = {
+        let (routing, base) = (routing.clone(), base.clone());
+        tokio::spawn(async move {
+            let probe = reqwest::Client::new();
+            loop {
+                let r = probe.get(format!("{base}/health/ready")).send().await;
+                if r.is_ok_and(|r| r.status() == StatusCode::SERVICE_UNAVAILABLE) {
+                    routing.store(false, SeqCst);
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let (sent, answered, after_signal) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    // Clients: half open a new connection per request, half keep theirs alive.
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let (routing, signalled, base, key) = (
+                routing.clone(),
+                signalled.clone(),
+                base.clone(),
+                key.clone(),
+            );
+            let (sent, answered, after_signal) =
+                (sent.clone(), answered.clone(), after_signal.clone());
+            tokio::spawn(async move {
+                let http = if i % 2 == 0 {
+                    reqwest::Client::builder()
+                        .pool_max_idle_per_host(0)
+                        .build()
+                        .unwrap()
+                } else {
+                    reqwest::Client::new()
+                };
+                let mut failures = Vec::new();
+                while routing.load(SeqCst) {
+                    let late = signalled.load(SeqCst);
+                    sent.fetch_add(1, SeqCst);
+                    let r = if i % 4 == 1 {
+                        let mut body = simulation_body();
+                        body["paths"] = json!(200);
+                        http.post(format!("{base}/api/v1/simulations"))
+                            .header("x-api-key", &key)
+                            .json(&body)
+                            .send()
+                            .await
+                    } else {
+                        http.get(format!("{base}/api/v1/auth/me"))
+                            .header("x-api-key", &key)
+                            .send()
+                            .await
+                    };
+                    // Any answer counts (the burst limit may answer 429): the point is that
+                    // none is dropped.
+                    match r {
+                        Ok(_) => {
+                            answered.fetch_add(1, SeqCst);
+                            if late {
+                                after_signal.fetch_add(1, SeqCst);
+                            }
+                        }
+                        Err(e) => failures.push(format!("{e:?}")),
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    // Long simulations in flight when the signal arrives.
+    let mut long = simulation_body();
+    long["paths"] = json!(40_000);
+    let in_flight: Vec<_> = (0..2)
+        .map(|i| {
+            let (client, base, key) = (client.clone(), base.clone(), key.clone());
+            let mut body = long.clone();
+            body["seed"] = json!(i);
+            tokio::spawn(async move {
+                client
+                    .post(format!("{base}/api/v1/simulations"))
+                    .header("x-api-key", &key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map(|r| r.status())
+            })
+        })
+        .collect();
+    while sent.load(SeqCst) < 200 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    signalled.store(true, SeqCst);
+    let (_, exit) = tokio::task::spawn_blocking(move || svc.terminate())
+        .await
+        .unwrap();
+    assert!(exit.success(), "a clean shutdown exits 0, got {exit}");
+    assert!(
+        prober.await.unwrap(),
+        "readiness answered 503 before the listener closed"
+    );
+    let mut failures = Vec::new();
+    for c in clients {
+        failures.extend(c.await.unwrap());
+    }
+    for t in in_flight {
+        assert_eq!(
+            t.await
+                .unwrap()
+                .expect("an in-flight simulation is answered"),
+            StatusCode::CREATED
+        );
+    }
+    println!(
+        "drain: {} sent, {} answered, {} of them sent after the signal",
+        sent.load(SeqCst),
+        answered.load(SeqCst),
+        after_signal.load(SeqCst)
+    );
+    assert!(failures.is_empty(), "requests not answered: {failures:?}");
+    assert_eq!(sent.load(SeqCst), answered.load(SeqCst));
+    assert!(
+        after_signal.load(SeqCst) > 0,
+        "requests sent after the signal were served during the drain"
     );
 }
