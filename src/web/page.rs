@@ -364,10 +364,10 @@ pub fn fail(status: StatusCode, detail: impl Into<String>) -> poem::Error {
 /// client) is left to the CSRF token.
 fn cross_origin(req: &Request) -> bool {
     let h = req.headers();
-    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && !matches!(site, "same-origin" | "none")
-    {
-        return true;
+    // Sec-Fetch-Site, when sent, decides: with `Referrer-Policy: no-referrer` Chromium sends
+    // `Origin: null` on a same-origin form POST, so the Origin check is only the fallback.
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return !matches!(site, "same-origin" | "none");
     }
     if let Some(origin) = h.get(header::ORIGIN) {
         let host = h
