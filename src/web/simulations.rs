@@ -48,7 +48,7 @@ pub fn money(x: f64) -> String {
         }
         grouped.push(c);
     }
-    let sign = if x < 0.0 && text.trim_matches(['0', '.']) != "" {
+    let sign = if x < 0.0 && !text.trim_matches(['0', '.']).is_empty() {
         "-"
     } else {
         ""
@@ -551,6 +551,7 @@ pub fn parse_returns_csv(bytes: &[u8], assets: usize) -> Result<Vec<Vec<f64>>, S
 
 /// Builds the API's `SimulationInput` from the form, or the form's own errors (not numbers,
 /// missing values, bounds the API enforces before the service).
+#[allow(clippy::needless_range_loop)] // the symmetric fill reads best with (i, j)
 fn build_input(v: &FormValues, csv_error: Option<&str>) -> Result<SimulationInput, FieldErrors> {
     let mut e = FieldErrors::default();
     let parametric = matches!(v.model.as_str(), "gbm" | "student_t");
