@@ -158,3 +158,82 @@ impl KeyService {
         Ok(key)
     }
 }
+
+impl KeyService {
+    /// [`KeyService::create`] with an expiry chosen by the caller (`None` = the tier's default,
+    /// see [`key_expiry`]); on a trial the key never outlives the trial.
+    ///
+    /// # Errors
+    /// 422 (`expires_at`) when the expiry is not in the future; otherwise as
+    /// [`KeyService::create`].
+    pub async fn create_expiring(
+        &self,
+        ctx: &TenantContext,
+        name: KeyName,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<CreatedKey, AppError> {
+        let actor = ctx.require_manager()?;
+        let now = self.clock.now();
+        if let Some(at) = expires_at
+            && at <= now
+        {
+            return Err(AppError::validation(
+                "expires_at",
+                format!("the expiry must be in the future, got {}", at.to_rfc3339()),
+            ));
+        }
+        let tenant = ctx.tenant();
+        let expiry = match (expires_at, key_expiry(tenant)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut tx = ctx.begin(&self.db).await?;
+        let active = api_keys::lock_and_count_active(&mut tx, tenant.id, now).await?;
+        if let Some(max) = tenant.tier.max_api_keys
+            && active >= u64::from(max)
+        {
+            return Err(AppError::limit(
+                403,
+                "api_keys",
+                format!(
+                    "tier {} allows {max} active API keys and you have {active}; revoke one or upgrade",
+                    tenant.tier.name
+                ),
+                None,
+                Vec::new(),
+            ));
+        }
+        let created = CreatedKey::generate(name, now, expiry);
+        api_keys::insert(&mut tx, tenant.id, &created.new_key(actor)).await?;
+        super::audit::record(
+            &mut tx,
+            ctx,
+            AuditEvent {
+                at: now,
+                actor: Some(actor),
+                action: "api_key.created",
+                target: &created.id.to_string(),
+                details: serde_json::json!({"name": created.name.as_str()}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// Every key of the tenant with the full name of the user who created it (owner or admin
+    /// only).
+    ///
+    /// # Errors
+    /// As [`KeyService::list`].
+    pub async fn list_with_creators(
+        &self,
+        ctx: &TenantContext,
+    ) -> Result<Vec<(KeyRecord, Option<String>)>, AppError> {
+        ctx.require_manager()?;
+        let mut tx = ctx.begin(&self.db).await?;
+        let keys = api_keys::list_with_creators(&mut tx).await?;
+        tx.commit().await?;
+        Ok(keys)
+    }
+}

@@ -247,3 +247,24 @@ pub async fn revoke_created_by(
     .await?;
     Ok(ids.into_iter().map(ApiKeyId::from_uuid).collect())
 }
+
+/// Every key of the tenant, oldest first, with the full name of the user who created it
+/// (`None` when the key has no creator or the user is gone).
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn list_with_creators(
+    tx: &mut TenantTx,
+) -> Result<Vec<(KeyRecord, Option<String>)>, AppError> {
+    let rows = sqlx::query(
+        "SELECT k.id, k.name, k.prefix, k.status, k.created_at, k.expires_at, k.last_used_at, \
+         k.revoked_at, u.full_name AS creator \
+         FROM api_keys k LEFT JOIN users u ON u.id = k.created_by \
+         ORDER BY k.created_at, k.id",
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((record(r)?, r.try_get("creator")?)))
+        .collect()
+}

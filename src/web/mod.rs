@@ -13,9 +13,11 @@ pub mod auth;
 pub mod cookies;
 pub mod csrf;
 pub mod home;
+pub mod keys;
 pub mod page;
 pub mod public;
 pub mod session;
+pub mod simulations;
 
 use poem::{Endpoint, EndpointExt, Request, Response, Route, get, handler, post};
 use session::Site;
@@ -61,5 +63,13 @@ pub fn mount(route: Route) -> Route {
     route
         .at("/login", page(get(auth::login_form).post(auth::login)))
         .at("/logout", page(post(auth::logout)))
+        .at("/keys", page(get(keys::list).post(keys::create)))
+        .at("/keys/:id/revoke", page(post(keys::revoke)))
+        .at("/simulations", page(get(simulations::list)))
+        .at(
+            "/simulations/new",
+            page(get(simulations::new_form).post(simulations::run)),
+        )
+        .at("/simulations/:id", page(get(simulations::show)))
         .at("/static/:hash/*name", get(assets::serve))
 }
