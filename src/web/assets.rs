@@ -31,6 +31,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     file!("vendor/uplot/uPlot-1.6.32.iife.min.js"),
     file!("vendor/uplot/uPlot-1.6.32.min.css"),
     file!("vendor/uplot/LICENSE"),
+    file!("js/webops-usage.js"),
 ];
 
 struct Asset {

@@ -9,13 +9,17 @@
 //! limits, logging, security headers) wraps it like the API.
 
 pub mod assets;
+pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod cookies;
 pub mod csrf;
 pub mod home;
 pub mod page;
 pub mod public;
 pub mod session;
+pub mod team;
+pub mod usage;
 
 use poem::{Endpoint, EndpointExt, Request, Response, Route, get, handler, post};
 use session::Site;
@@ -61,5 +65,15 @@ pub fn mount(route: Route) -> Route {
     route
         .at("/login", page(get(auth::login_form).post(auth::login)))
         .at("/logout", page(post(auth::logout)))
+        .at(
+            "/verification/resend",
+            page(post(home::resend_verification)),
+        )
+        .at("/usage", page(get(usage::show)))
+        .at("/team", page(get(team::show).post(team::act)))
+        .at("/billing", page(get(billing::show).post(billing::act)))
+        .at("/billing/success", page(get(billing::success)))
+        .at("/billing/cancelled", page(get(billing::cancelled)))
+        .at("/audit", page(get(audit::list)))
         .at("/static/:hash/*name", get(assets::serve))
 }
