@@ -30,10 +30,15 @@
       series: series,
       scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(4, Math.ceil(max * 1.15))]; } } },
       axes: [
-        { stroke: "#4b5563", grid: { stroke: "#eceff3" } },
+        { stroke: "#4b5563", grid: { stroke: "#eceff3" }, space: 48,
+          incrs: [86400, 2 * 86400, 7 * 86400],
+          values: function (u, splits) {
+            return splits.map(function (s) { return new Date(s * 1000).toISOString().slice(5, 10); });
+          } },
         { stroke: "#4b5563", grid: { stroke: "#eceff3" }, label: "Calls", size: 56 }
       ],
-      legend: { live: true }
+      legend: { live: true },
+      cursor: { points: { size: 8 } }
     }, columns, holder);
     window.addEventListener("resize", function () { plot.setSize({ width: width(), height: 280 }); });
   }
