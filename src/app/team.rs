@@ -318,3 +318,21 @@ impl TeamService {
         Ok(list)
     }
 }
+
+/// Sign-in times, for the team page.
+impl TeamService {
+    /// Each user's latest sign-in (the newest session's start), owner or admin.
+    ///
+    /// # Errors
+    /// 403 for other callers; when PostgreSQL fails.
+    pub async fn last_sign_ins(
+        &self,
+        ctx: &TenantContext,
+    ) -> Result<Vec<(UserId, DateTime<Utc>)>, AppError> {
+        ctx.require_manager()?;
+        let mut tx = ctx.begin(&self.db).await?;
+        let list = sessions::last_sign_ins(&mut tx).await?;
+        tx.commit().await?;
+        Ok(list)
+    }
+}

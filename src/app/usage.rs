@@ -302,6 +302,32 @@ impl UsageService {
     }
 }
 
+/// Calls per UTC day and API key, for the usage page's chart.
+impl UsageService {
+    /// Calls per UTC day and key since `since` (at most [`MAX_DAYS`] back), oldest day first;
+    /// this instance's pending calls are written first. Any signed-in user of the tenant.
+    ///
+    /// # Errors
+    /// 422 when `since` is more than [`MAX_DAYS`] days back; when PostgreSQL fails.
+    pub async fn daily_per_key(
+        &self,
+        ctx: &TenantContext,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<usage::KeyDayCalls>, AppError> {
+        if self.clock.now() - since > chrono::Duration::days(i64::from(MAX_DAYS)) {
+            return Err(AppError::validation(
+                "since",
+                format!("since must be within {MAX_DAYS} days"),
+            ));
+        }
+        self.flush_calls().await?;
+        let mut tx = ctx.begin(&self.db).await?;
+        let rows = usage::daily_per_key(&mut tx, since).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

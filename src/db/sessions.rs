@@ -288,3 +288,17 @@ pub async fn user_state(
     tx.commit().await?;
     Ok(s)
 }
+
+/// Each user's latest sign-in (the newest session's start, ended sessions included).
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn last_sign_ins(tx: &mut TenantTx) -> Result<Vec<(UserId, DateTime<Utc>)>, AppError> {
+    let rows =
+        sqlx::query("SELECT user_id, max(created_at) AS last FROM sessions GROUP BY user_id")
+            .fetch_all(tx.conn())
+            .await?;
+    rows.iter()
+        .map(|r| Ok((UserId::from_uuid(r.try_get("user_id")?), r.try_get("last")?)))
+        .collect()
+}

@@ -215,3 +215,69 @@ pub async fn report_for(
     tx.commit().await?;
     Ok((d, k))
 }
+
+/// Calls of one key (or of bearer callers, `key` absent) on one UTC day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDayCalls {
+    /// UTC date.
+    pub date: NaiveDate,
+    /// Key.
+    pub key: Option<ApiKeyId>,
+    /// Its display prefix.
+    pub prefix: Option<String>,
+    /// Its name.
+    pub name: Option<String>,
+    /// Calls.
+    pub calls: i64,
+    /// Successful simulations.
+    pub simulations: i64,
+    /// Calls answered ≥ 400.
+    pub errors: i64,
+}
+
+/// Calls per UTC day and key since `since` (call log plus daily aggregates), oldest day first,
+/// then most calls first.
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn daily_per_key(
+    tx: &mut TenantTx,
+    since: DateTime<Utc>,
+) -> Result<Vec<KeyDayCalls>, AppError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT x.day, x.api_key_id, k.prefix, k.name, sum(x.calls)::bigint AS calls, \
+                sum(x.sims)::bigint AS sims, sum(x.errors)::bigint AS errors \
+         FROM (SELECT (l.created_at AT TIME ZONE 'UTC')::date AS day, l.api_key_id, \
+                      l.calls::bigint AS calls, \
+                      (CASE WHEN {} THEN l.calls ELSE 0 END)::bigint AS sims, \
+                      (CASE WHEN l.status >= 400 THEN l.calls ELSE 0 END)::bigint AS errors \
+               FROM api_call_logs l WHERE l.created_at >= $1 \
+               UNION ALL \
+               SELECT d.day, d.api_key_id, d.calls::bigint, \
+                      (CASE WHEN {} THEN d.calls ELSE 0 END)::bigint, \
+                      (CASE WHEN d.status >= 400 THEN d.calls ELSE 0 END)::bigint \
+               FROM api_call_daily d WHERE d.day >= ($1 AT TIME ZONE 'UTC')::date) x \
+         LEFT JOIN api_keys k ON k.id = x.api_key_id \
+         GROUP BY x.day, x.api_key_id, k.prefix, k.name ORDER BY x.day, calls DESC",
+        simulation_call("l"),
+        simulation_call("d")
+    )))
+    .bind(since)
+    .fetch_all(tx.conn())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(KeyDayCalls {
+                date: r.try_get("day")?,
+                key: r
+                    .try_get::<Option<uuid::Uuid>, _>("api_key_id")?
+                    .map(ApiKeyId::from_uuid),
+                prefix: r.try_get("prefix")?,
+                name: r.try_get("name")?,
+                calls: r.try_get("calls")?,
+                simulations: r.try_get("sims")?,
+                errors: r.try_get("errors")?,
+            })
+        })
+        .collect()
+}

@@ -34,6 +34,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     file!("js/websim-keys.js"),
     file!("js/websim-new.js"),
     file!("js/websim-result.js"),
+    file!("js/webops-usage.js"),
 ];
 
 struct Asset {

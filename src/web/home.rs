@@ -29,6 +29,8 @@ struct HomePage {
     errors_30d: i64,
     keys_30d: usize,
     recent: Vec<Recent>,
+    /// The signed-in user's address while it is not verified.
+    unverified_email: Option<String>,
 }
 
 /// A row of the recent simulations table.
@@ -106,6 +108,11 @@ pub async fn home(s: SignedIn, app: &crate::app::App) -> poem::Result<Response> 
         errors_30d: report.daily.iter().map(|d| d.errors).sum(),
         keys_30d: report.per_key.len(),
         recent,
+        unverified_email: s
+            .user
+            .email_verified_at
+            .is_none()
+            .then(|| s.user.email.clone()),
     };
     Ok(page::render(StatusCode::OK, &page))
 }
@@ -115,6 +122,41 @@ pub async fn root(req: &poem::Request) -> poem::Result<Response> {
     use poem::FromRequest;
     let s = SignedIn::from_request_without_body(req).await?;
     home(s, session::app(req)?).await
+}
+
+/// The resend form's field.
+#[derive(Debug, serde::Deserialize)]
+pub struct ResendForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /verification/resend`: mails the signed-in user a new verification link
+/// (`CredentialService::resend_verification`); back home with the outcome as a message (the
+/// service's 429 and 409 details included).
+#[poem::handler]
+pub async fn resend_verification(
+    req: &poem::Request,
+    s: SignedIn,
+    poem::web::Form(form): poem::web::Form<ResendForm>,
+) -> poem::Result<Response> {
+    s.check_csrf(&form.csrf)?;
+    let app = session::app(req)?;
+    let home = page::redirect("/");
+    Ok(match app.credentials.resend_verification(&s.ctx).await {
+        Ok(()) => page::with_flash(
+            home,
+            "success",
+            &format!(
+                "A new verification link is on its way to {}. It works for one use.",
+                s.user.email
+            ),
+        ),
+        Err(crate::error::AppError::Client(p)) if p.status == 429 || p.status == 409 => {
+            page::with_flash(home, "warning", &p.detail)
+        }
+        Err(err) => return Err(err.into()),
+    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 //! limits, logging, security headers) wraps it like the API.
 
 pub mod assets;
+pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod cookies;
 pub mod csrf;
 pub mod home;
@@ -18,6 +20,8 @@ pub mod page;
 pub mod public;
 pub mod session;
 pub mod simulations;
+pub mod team;
+pub mod usage;
 
 use poem::{Endpoint, EndpointExt, Request, Response, Route, get, handler, post};
 use session::Site;
@@ -71,5 +75,15 @@ pub fn mount(route: Route) -> Route {
             page(get(simulations::new_form).post(simulations::run)),
         )
         .at("/simulations/:id", page(get(simulations::show)))
+        .at(
+            "/verification/resend",
+            page(post(home::resend_verification)),
+        )
+        .at("/usage", page(get(usage::show)))
+        .at("/team", page(get(team::show).post(team::act)))
+        .at("/billing", page(get(billing::show).post(billing::act)))
+        .at("/billing/success", page(get(billing::success)))
+        .at("/billing/cancelled", page(get(billing::cancelled)))
+        .at("/audit", page(get(audit::list)))
         .at("/static/:hash/*name", get(assets::serve))
 }

@@ -29,3 +29,4 @@ mod simulations;
 mod team;
 mod web;
 mod web_websim;
+mod web_webops;
