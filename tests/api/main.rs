@@ -28,3 +28,4 @@ mod sessions;
 mod simulations;
 mod team;
 mod web;
+mod web_webpub;
