@@ -293,10 +293,13 @@ pub async fn verify(
     let token = match OneTimeToken::parse(form.token.trim()) {
         Ok(t) if form.token.len() <= MAX_FIELD => t,
         Ok(_) | Err(_) => {
-            let mut errors = FieldErrors::default();
-            errors.form = Some(
-                "This verification link is not valid. Open the link from the latest email.".into(),
-            );
+            let errors = FieldErrors {
+                form: Some(
+                    "This verification link is not valid. Open the link from the latest email."
+                        .into(),
+                ),
+                ..FieldErrors::default()
+            };
             return Ok(show(StatusCode::UNPROCESSABLE_ENTITY, errors));
         }
     };

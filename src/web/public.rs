@@ -67,7 +67,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -79,7 +79,7 @@ pub fn thousands(n: u64) -> String {
 pub fn dollars(cents: i64) -> String {
     let sign = if cents < 0 { "-" } else { "" };
     let c = cents.unsigned_abs();
-    if c % 100 == 0 {
+    if c.is_multiple_of(100) {
         format!("{sign}${}", thousands(c / 100))
     } else {
         format!("{sign}${}.{:02}", thousands(c / 100), c % 100)

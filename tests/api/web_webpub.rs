@@ -470,3 +470,90 @@ async fn admin_pages_need_the_admin_cookie_and_the_apex() {
     assert_eq!(wrong.status, 401, "{}", wrong.body);
     assert!(wrong.set_cookie("mc_admin").is_none());
 }
+
+#[tokio::test]
+async fn accepting_an_invitation_creates_the_user_and_signs_them_in() {
+    let app = spawn_app().await;
+    let t = app.signup("webinvite").await;
+    app.verify_owner(&t).await;
+    let invited = app
+        .post(
+            "/api/v1/invitations",
+            &[("authorization", &crate::helpers::bearer(&t.token))],
+            serde_json::json!({"email": "guest@webinvite.example", "role": "viewer"}),
+        )
+        .await;
+    invited.ok(201);
+    let token = app
+        .outbox_token("guest@webinvite.example", "/accept-invitation")
+        .await;
+    let host = format!("{}.mc.test", t.slug);
+    let path = format!("/accept-invitation?token={token}");
+    let (cookie, csrf) = visitor(&app, &host, &path).await;
+    let forged = post(
+        &app,
+        &host,
+        "/accept-invitation",
+        &cookie,
+        &[
+            ("token", &token),
+            ("full_name", "Guest"),
+            ("password", "violet harbour engine sprocket"),
+            ("csrf", "x"),
+        ],
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+    let weak = post(
+        &app,
+        &host,
+        "/accept-invitation",
+        &cookie,
+        &[
+            ("token", &token),
+            ("full_name", "Guest"),
+            ("password", "password1"),
+            ("csrf", &csrf),
+        ],
+    )
+    .await;
+    assert_eq!(weak.status, 422);
+    assert!(weak.body.contains("id=\"password-error\""), "{}", weak.body);
+    // Another tenant does not know the token.
+    let other = app.signup("webinvother").await;
+    let other_host = format!("{}.mc.test", other.slug);
+    let (oc, ocsrf) = visitor(&app, &other_host, &path).await;
+    let wrong = post(
+        &app,
+        &other_host,
+        "/accept-invitation",
+        &oc,
+        &[
+            ("token", &token),
+            ("full_name", "Guest"),
+            ("password", "violet harbour engine sprocket"),
+            ("csrf", &ocsrf),
+        ],
+    )
+    .await;
+    assert_eq!(wrong.status, 422, "{}", wrong.body);
+    let done = post(
+        &app,
+        &host,
+        "/accept-invitation",
+        &cookie,
+        &[
+            ("token", &token),
+            ("full_name", "Guest"),
+            ("password", "violet harbour engine sprocket"),
+            ("csrf", &csrf),
+        ],
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.header("location"), "/");
+    let session = cookie_value(&done.set_cookie("mc_session").expect("signed in"));
+    let home = get(&app, &host, "/", &format!("mc_session={session}")).await;
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("Guest"), "{}", home.body);
+}
