@@ -25,6 +25,7 @@ pub mod lifecycle;
 pub mod mail;
 pub mod mail_sender;
 pub mod passwords;
+pub mod revenue;
 pub mod session_cache;
 pub mod sessions;
 pub mod simulation_spec;

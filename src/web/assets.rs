@@ -26,6 +26,8 @@ macro_rules! file {
 pub const FILES: &[(&str, &[u8])] = &[
     file!("app.css"),
     file!("app.js"),
+    file!("favicon.svg"),
+    file!("img/fan-chart.svg"),
     file!("vendor/htmx/htmx-2.0.11.min.js"),
     file!("vendor/htmx/LICENSE"),
     file!("vendor/uplot/uPlot-1.6.32.iife.min.js"),

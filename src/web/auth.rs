@@ -44,10 +44,24 @@ pub async fn login_form(req: &Request, TenantSite(tenant): TenantSite) -> poem::
     if let Current::SignedIn(_) = session::current(req).await? {
         return Ok(page::redirect("/"));
     }
+    let mut chrome = Chrome::public(req).in_tenant(&tenant);
+    // `?welcome=1`: the signup page's link (the apex cannot set this host's flash cookie).
+    if req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "welcome=1"))
+    {
+        chrome.flash = Some(page::Flash {
+            kind: "info",
+            text:
+                "Your organisation is ready. Check your email to verify your address, then sign in."
+                    .into(),
+        });
+    }
     Ok(page::render(
         StatusCode::OK,
         &LoginPage {
-            chrome: Chrome::public(req).in_tenant(&tenant),
+            chrome,
             tenant_name: tenant.display_name.clone(),
             email: String::new(),
             two_factor: false,

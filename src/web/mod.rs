@@ -8,6 +8,8 @@
 //! (CSRF origin checks, HTML error pages, CSP); the request middleware (request id, edge
 //! limits, logging, security headers) wraps it like the API.
 
+pub mod account;
+pub mod admin;
 pub mod assets;
 pub mod audit;
 pub mod auth;
@@ -86,4 +88,34 @@ pub fn mount(route: Route) -> Route {
         .at("/billing/cancelled", page(get(billing::cancelled)))
         .at("/audit", page(get(audit::list)))
         .at("/static/:hash/*name", get(assets::serve))
+        .at("/favicon.ico", get(public::favicon))
+        .at("/pricing", page(get(public::pricing)))
+        .at(
+            "/signup",
+            page(get(public::signup_form).post(public::signup)),
+        )
+        .at("/developers", page(get(public::developers)))
+        .at(
+            "/forgot-password",
+            page(get(account::forgot_form).post(account::forgot)),
+        )
+        .at(
+            "/reset-password",
+            page(get(account::reset_form).post(account::reset)),
+        )
+        .at(
+            "/verify-email",
+            page(get(account::verify_form).post(account::verify)),
+        )
+        .at(
+            "/accept-invitation",
+            page(get(account::accept_form).post(account::accept)),
+        )
+        .at(
+            "/admin/login",
+            page(get(admin::login_form).post(admin::login)),
+        )
+        .at("/admin/logout", page(post(admin::logout)))
+        .at("/admin", page(get(admin::tenants)))
+        .at("/admin/revenue", page(get(admin::revenue)))
 }

@@ -30,3 +30,4 @@ mod team;
 mod web;
 mod web_websim;
 mod web_webops;
+mod web_webpub;
