@@ -1,7 +1,7 @@
 //! The web dashboard's foundation over HTTP: static files, page headers, sign-in and out with
 //! the session cookie, CSRF, and tenant isolation of the cookie.
 
-use crate::helpers::{TestApp, bearer, spawn_app};
+use crate::helpers::{Options, TestApp, bearer, spawn_app, spawn_with};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 
@@ -230,7 +230,12 @@ async fn pages_carry_the_csp_and_unknown_subdomains_answer_a_404_page() {
 
 #[tokio::test]
 async fn sign_in_sets_the_session_cookie_and_home_shows_the_tenant() {
-    let app = spawn_app().await;
+    // An https PUBLIC_URL (production's): the cookie is Secure.
+    let app = spawn_with(Options {
+        env: vec![("PUBLIC_URL", "https://{tenant}.mc.test".to_string())],
+        ..Default::default()
+    })
+    .await;
     app.signup("acme").await;
     let login = get(&app, "acme.mc.test", "/login", "").await;
     let visitor = cookie_value(&login.set_cookie("mc_csrf").unwrap());
