@@ -28,6 +28,6 @@ mod sessions;
 mod simulations;
 mod team;
 mod web;
-mod web_websim;
 mod web_webops;
 mod web_webpub;
+mod web_websim;
