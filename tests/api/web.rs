@@ -5,21 +5,21 @@ use crate::helpers::{Options, TestApp, bearer, spawn_app, spawn_with};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 
-struct Page {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Page {
-    fn header(&self, name: &str) -> String {
+    pub(crate) fn header(&self, name: &str) -> String {
         self.headers
             .get(name)
             .map(|v| v.to_str().unwrap().to_string())
             .unwrap_or_default()
     }
 
-    fn cookies(&self) -> Vec<String> {
+    pub(crate) fn cookies(&self) -> Vec<String> {
         self.headers
             .get_all("set-cookie")
             .iter()
@@ -28,14 +28,14 @@ impl Page {
     }
 
     /// The `Set-Cookie` of `name`, if any.
-    fn set_cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn set_cookie(&self, name: &str) -> Option<String> {
         self.cookies()
             .into_iter()
             .find(|c| c.starts_with(&format!("{name}=")))
     }
 
     /// The value of the first hidden `csrf` field.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let at = self
             .body
             .find("name=\"csrf\" value=\"")
@@ -45,7 +45,7 @@ impl Page {
     }
 }
 
-fn cookie_value(set_cookie: &str) -> String {
+pub(crate) fn cookie_value(set_cookie: &str) -> String {
     set_cookie
         .split(';')
         .next()
@@ -56,8 +56,8 @@ fn cookie_value(set_cookie: &str) -> String {
         .to_string()
 }
 
-fn form(fields: &[(&str, &str)]) -> String {
-    fn enc(s: &str) -> String {
+pub(crate) fn form(fields: &[(&str, &str)]) -> String {
+    pub(crate) fn enc(s: &str) -> String {
         s.bytes()
             .map(|b| match b {
                 b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -74,7 +74,7 @@ fn form(fields: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-async fn page(
+pub(crate) async fn page(
     app: &TestApp,
     method: Method,
     host: &str,
@@ -103,7 +103,7 @@ async fn page(
     }
 }
 
-async fn get(app: &TestApp, host: &str, path: &str, cookie: &str) -> Page {
+pub(crate) async fn get(app: &TestApp, host: &str, path: &str, cookie: &str) -> Page {
     let headers: &[(&str, &str)] = if cookie.is_empty() {
         &[]
     } else {
@@ -112,7 +112,7 @@ async fn get(app: &TestApp, host: &str, path: &str, cookie: &str) -> Page {
     page(app, Method::GET, host, path, headers, None).await
 }
 
-async fn post(
+pub(crate) async fn post(
     app: &TestApp,
     host: &str,
     path: &str,
